@@ -1,0 +1,97 @@
+//! Makes the host's QEMU installation reachable inside the container's root
+//! filesystem and creates the runtime's state directory there. Runs in the
+//! container's init, in its mount namespace, before pivot_root: `rootfs` is
+//! the host path of the (untrusted) root filesystem, so every path in it is
+//! opened with `fsutil::open_beneath` and mounts are made on those fds.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+
+use crate::fsutil::{open_beneath, open_dir, proc_fd_path};
+
+/// The runtime's directory in the container: the overlay, the QMP socket.
+pub const STATE_DIR: &str = ".crun-qemu";
+
+const IMAGE_ONLY: &str = "a VM container image should hold only /disk";
+
+fn ensure_dir(root: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd> {
+    match nix::sys::stat::mkdirat(
+        Some(std::os::fd::AsRawFd::as_raw_fd(root)),
+        name,
+        Mode::from_bits_truncate(mode),
+    ) {
+        Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create /{name} in the container")),
+    }
+    open_beneath(root.as_fd(), name, libc::O_PATH | libc::O_DIRECTORY).map_err(|e| {
+        if matches!(e.raw_os_error(), Some(libc::ELOOP) | Some(libc::ENOTDIR)) {
+            anyhow::anyhow!("/{name} in the container image is not a directory: {IMAGE_ONLY}")
+        } else {
+            anyhow::Error::new(e).context(format!("cannot open /{name} in the container"))
+        }
+    })
+}
+
+/// Binds the host's `dir` read-only, without setuid or device files, on the
+/// directory `target` (already opened beneath the root).
+fn bind_read_only(source: &str, target: &OwnedFd) -> Result<()> {
+    let at = proc_fd_path(target);
+    mount(
+        Some(source),
+        at.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("cannot bind the host's {source} into the container"))?;
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV;
+    mount(None::<&str>, at.as_str(), None::<&str>, flags, None::<&str>)
+        .with_context(|| format!("cannot make the host's {source} read-only in the container"))?;
+    Ok(())
+}
+
+/// Mirrors one of the host's merged-/usr top-level symlinks (`/lib` ->
+/// `usr/lib`) so that QEMU's dynamic loader and libraries are found.
+fn ensure_usr_symlink(root: &OwnedFd, name: &str) -> Result<()> {
+    let Ok(target) = std::fs::read_link(Path::new("/").join(name)) else {
+        return Ok(()); // not a symlink on this host: nothing to mirror
+    };
+    let rawfd = std::os::fd::AsRawFd::as_raw_fd(root);
+    match nix::unistd::symlinkat(&target, Some(rawfd), name) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::EEXIST) => {
+            let existing = nix::fcntl::readlinkat(Some(rawfd), name).ok();
+            if existing.as_deref() == Some(target.as_os_str()) {
+                Ok(())
+            } else {
+                bail!("the container image has its own /{name}: {IMAGE_ONLY}")
+            }
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create /{name} in the container")),
+    }
+}
+
+/// Prepares `rootfs` for the runner.
+pub fn prepare(rootfs: &Path) -> Result<()> {
+    let root = open_dir(rootfs).with_context(|| {
+        format!(
+            "cannot open the container's root filesystem {}",
+            rootfs.display()
+        )
+    })?;
+    let usr = ensure_dir(&root, "usr", 0o755)?;
+    bind_read_only("/usr", &usr)?;
+    for name in ["bin", "sbin", "lib", "lib64"] {
+        ensure_usr_symlink(&root, name)?;
+    }
+    ensure_dir(&root, STATE_DIR, 0o700)?;
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The VM runner: what the container's init becomes instead of exec'ing
+//! `process.args`. Runs as PID 1 of the container, after pivot_root, with the
+//! container's privileges. It creates the overlay, starts QEMU as its child,
+//! turns stop signals into an ACPI power-button press over QMP, and turns the
+//! guest's outcome into the container's exit status.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+
+use crate::image;
+use crate::qemu_cmdline;
+use crate::qmp::{self, Message, Shutdown};
+use crate::rootfs_setup::STATE_DIR;
+use crate::spec::Plan;
+use crate::vm::{BootDisk, VmConfig, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS};
+use crate::LOG_PREFIX;
+
+/// Exit status when the VM was ended from the host (ctrl-a x, the monitor's
+/// `quit`) rather than by the guest powering off.
+pub const EXIT_ABORTED: i32 = 130;
+/// Descriptor number of the QMP listening socket in QEMU.
+const QMP_FD: i32 = 3;
+/// Signals that ask the guest to power off (podman stop sends SIGTERM).
+const STOP_SIGNALS: [Signal; 5] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGPWR,
+];
+
+/// The container's exit status for how QEMU ended.
+pub fn exit_status(qemu: WaitStatus, shutdown: Option<&Shutdown>) -> i32 {
+    match qemu {
+        WaitStatus::Exited(_, 0) => match shutdown {
+            Some(s) if s.guest => 0,
+            _ => EXIT_ABORTED,
+        },
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+        _ => 1,
+    }
+}
+
+fn host_cpus() -> u32 {
+    nix::sched::sched_getaffinity(Pid::from_raw(0))
+        .map(|set| {
+            (0..nix::sched::CpuSet::count())
+                .filter(|&i| set.is_set(i).unwrap_or(false))
+                .count() as u32
+        })
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn create_overlay(disk: &BootDisk) -> Result<()> {
+    // qemu-img reads only the image's header to learn its size: creating the
+    // overlay costs the same for any image size.
+    let out = Command::new("/usr/bin/qemu-img")
+        .args([
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            disk.format.qemu_driver(),
+            "-b",
+        ])
+        .arg(&disk.image)
+        .arg(&disk.overlay)
+        .output()
+        .context("cannot run qemu-img to create the VM's overlay")?;
+    if !out.status.success() {
+        bail!(
+            "cannot create the overlay over {}: {}",
+            disk.image.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn spawn_qemu(args: &[String], qmp_listener: &OwnedFd) -> Result<Pid> {
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()?;
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != "TMPDIR")
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    env.push(CString::new(format!("TMPDIR=/{STATE_DIR}"))?);
+    let listener = qmp_listener.as_raw_fd();
+    // SAFETY: the runner is single threaded; between fork and execve the
+    // child only makes async-signal-safe syscalls on data prepared above.
+    match unsafe { fork() }.context("cannot fork QEMU")? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            // SAFETY: plain syscalls on integers and pointers that live until
+            // execve or _exit.
+            unsafe {
+                let empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if listener == QMP_FD {
+                    libc::fcntl(QMP_FD, libc::F_SETFD, 0);
+                } else {
+                    libc::dup2(listener, QMP_FD);
+                }
+                libc::syscall(libc::SYS_close_range, QMP_FD + 1, u32::MAX, 0);
+                let argv: Vec<*const libc::c_char> = cargs
+                    .iter()
+                    .map(|a| a.as_ptr())
+                    .chain(std::iter::once(std::ptr::null()))
+                    .collect();
+                let envp: Vec<*const libc::c_char> = env
+                    .iter()
+                    .map(|a| a.as_ptr())
+                    .chain(std::iter::once(std::ptr::null()))
+                    .collect();
+                libc::execve(cargs[0].as_ptr(), argv.as_ptr(), envp.as_ptr());
+                let msg = b"crun-qemu: cannot execute /usr/bin/qemu-system-x86_64\n";
+                libc::write(2, msg.as_ptr().cast(), msg.len());
+                libc::_exit(127);
+            }
+        }
+    }
+}
+
+/// Builds the VM for the container's image and runs it to the end. Returns
+/// the container's exit status.
+pub fn run(plan: &Plan) -> Result<i32> {
+    // The rootfs is now `/`; look again rather than trust what was seen
+    // before pivot_root (it costs one readdir and one header read).
+    let found = image::find(Path::new("/"))?;
+    let (accel, note) = crate::accel::choose(plan.settings.accel)?;
+    if let Some(note) = note {
+        eprintln!("{LOG_PREFIX} {note}");
+    }
+    let state = PathBuf::from("/").join(STATE_DIR);
+    let vm = VmConfig {
+        accel,
+        vcpus: DEFAULT_VCPUS.min(host_cpus()),
+        memory_mib: DEFAULT_MEMORY_MIB,
+        boot_disk: BootDisk {
+            image: found.path_in_container.clone(),
+            format: found.format,
+            overlay: state.join("overlay.qcow2"),
+        },
+        qmp_fd: QMP_FD,
+    };
+    create_overlay(&vm.boot_disk)?;
+
+    let sock_path = state.join("qmp.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let listener = UnixListener::bind(&sock_path).context("cannot create the QMP socket")?;
+    // Connecting before QEMU starts cannot race: the kernel queues us on the
+    // listening socket until QEMU accepts.
+    let mut qmp_stream =
+        UnixStream::connect(&sock_path).context("cannot connect to the QMP socket")?;
+    qmp_stream.set_nonblocking(true)?;
+
+    let mut mask = SigSet::empty();
+    for s in STOP_SIGNALS {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGCHLD);
+    nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&mask), None)?;
+    let mut signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?;
+
+    let listener_fd: OwnedFd = listener.into();
+    let qemu = spawn_qemu(&qemu_cmdline::render(&vm), &listener_fd)?;
+    drop(listener_fd);
+
+    supervise(qemu, &mut signals, &mut qmp_stream)
+}
+
+fn supervise(qemu: Pid, signals: &mut SignalFd, qmp_stream: &mut UnixStream) -> Result<i32> {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut qmp_open = true;
+    let mut ready = false;
+    let mut powerdown_pending = false;
+    let mut shutdown: Option<Shutdown> = None;
+    loop {
+        let (sig_ready, qmp_ready) = {
+            let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            if qmp_open {
+                fds.push(PollFd::new(qmp_stream.as_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => r?,
+            };
+            let ev = |i: usize| {
+                fds.get(i)
+                    .and_then(|f| f.revents())
+                    .is_some_and(|r| !r.is_empty())
+            };
+            (ev(0), ev(1))
+        };
+        if sig_ready {
+            while let Ok(Some(info)) = signals.read_signal() {
+                let signo = info.ssi_signo as i32;
+                if signo == libc::SIGCHLD {
+                    loop {
+                        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                            Ok(WaitStatus::StillAlive) | Err(_) => break,
+                            Ok(status) if status.pid() == Some(qemu) => {
+                                let code = exit_status(status, shutdown.as_ref());
+                                report(status, shutdown.as_ref(), code);
+                                return Ok(code);
+                            }
+                            Ok(_) => {}
+                        }
+                    }
+                } else {
+                    eprintln!("{LOG_PREFIX} asking the guest to power off (ACPI power button)");
+                    if ready {
+                        let _ = qmp_stream.write_all(qmp::POWERDOWN.as_bytes());
+                    } else {
+                        powerdown_pending = true;
+                    }
+                }
+            }
+        }
+        if qmp_ready {
+            let mut chunk = [0u8; 4096];
+            match qmp_stream.read(&mut chunk) {
+                Ok(0) => qmp_open = false,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => qmp_open = false,
+            }
+            while let Some(end) = buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = buf.drain(..=end).collect();
+                match qmp::parse_line(&line) {
+                    Some(Message::Greeting) => {
+                        let _ = qmp_stream.write_all(qmp::CAPABILITIES.as_bytes());
+                    }
+                    Some(Message::Return) if !ready => {
+                        ready = true;
+                        if powerdown_pending {
+                            let _ = qmp_stream.write_all(qmp::POWERDOWN.as_bytes());
+                        }
+                    }
+                    Some(Message::Shutdown(s)) => shutdown = Some(s),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+fn report(status: WaitStatus, shutdown: Option<&Shutdown>, code: i32) {
+    match (status, shutdown) {
+        (WaitStatus::Exited(_, 0), Some(s)) if s.guest => {}
+        (WaitStatus::Exited(_, 0), Some(s)) => {
+            eprintln!(
+                "{LOG_PREFIX} the VM was stopped from the host ({}), exit status {code}",
+                s.reason
+            )
+        }
+        (WaitStatus::Exited(_, 0), None) => {
+            eprintln!("{LOG_PREFIX} QEMU ended before the guest powered off, exit status {code}")
+        }
+        _ => eprintln!("{LOG_PREFIX} QEMU failed ({status:?}), exit status {code}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sd(guest: bool, reason: &str) -> Shutdown {
+        Shutdown {
+            guest,
+            reason: reason.into(),
+        }
+    }
+
+    #[test]
+    fn exit_status_follows_the_guest() {
+        let pid = Pid::from_raw(7);
+        assert_eq!(
+            exit_status(
+                WaitStatus::Exited(pid, 0),
+                Some(&sd(true, "guest-shutdown"))
+            ),
+            0
+        );
+        assert_eq!(
+            exit_status(
+                WaitStatus::Exited(pid, 0),
+                Some(&sd(false, "host-qmp-quit"))
+            ),
+            EXIT_ABORTED
+        );
+        assert_eq!(exit_status(WaitStatus::Exited(pid, 0), None), EXIT_ABORTED);
+        assert_eq!(exit_status(WaitStatus::Exited(pid, 1), None), 1);
+        assert_eq!(
+            exit_status(WaitStatus::Signaled(pid, Signal::SIGKILL, false), None),
+            137
+        );
+    }
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds the test VM disk images from Debian packages (no registry needed):
+# a Debian kernel, a busybox initramfs running tests/guest/init, on a FAT
+# disk booted by syslinux. Usage: build-test-images.sh OUTDIR
+# Writes OUTDIR/poweroff.qcow2 (boots, prints, powers off) and
+# OUTDIR/wait.raw (boots, waits for the ACPI power button, shell on ttyS0).
+set -euo pipefail
+
+out=${1:?usage: build-test-images.sh OUTDIR}
+here=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$out"
+stamp="$out/.stamp"
+if [ -f "$stamp" ] && [ "$stamp" -nt "$here/guest/init" ] && [ "$stamp" -nt "$0" ]; then
+    exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf -- "$work"' EXIT
+
+# The kernel the linux-image-amd64 metapackage points at.
+pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+[ -n "$pkg" ] || { echo "cannot find the kernel package (run apt-get update)" >&2; exit 1; }
+debcache="$out/debs"
+mkdir -p "$debcache"
+if ! ls "$debcache/${pkg}_"*.deb >/dev/null 2>&1; then
+    # apt's sandbox user may not write here: download as root, quietly.
+    (cd "$debcache" && apt-get download -q -o APT::Sandbox::User=root "$pkg")
+fi
+deb=$(ls "$debcache/${pkg}_"*.deb | head -n 1)
+mkdir -p "$work/kpkg"
+dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/kpkg" ./boot ./lib/modules
+kver=$(ls "$work/kpkg/lib/modules")
+cp "$work/kpkg/boot/vmlinuz-$kver" "$work/vmlinuz"
+
+# Initramfs: busybox, the init script, and the modules the power button
+# needs (the Debian kernel builds them as modules), in dependency order.
+root="$work/initramfs"
+mkdir -p "$root"/{bin,proc,sys,dev,modules}
+cp /bin/busybox "$root/bin/busybox"
+cp "$here/guest/init" "$root/init"
+chmod 755 "$root/init"
+kmod="$work/kpkg/lib/modules/$kver"
+: >"$root/modules.order"
+add_module() {
+    local name=$1 path dep
+    path=$(find "$kmod" -name "$name.ko*" | head -n 1)
+    [ -n "$path" ] || return 0
+    grep -qx "$(basename "${path%.xz}")" "$root/modules.order" 2>/dev/null && return 0
+    case "$path" in
+    *.xz) xz -dc "$path" >"$root/modules/$(basename "${path%.xz}")" ;;
+    *) cp "$path" "$root/modules/" ;;
+    esac
+    # A module names what it needs in its modinfo section: depends=a,b
+    for dep in $(tr '\0' '\n' <"$root/modules/$(basename "${path%.xz}")" | sed -n 's/^depends=//p' | tr ',' ' '); do
+        add_module "$dep"
+    done
+    basename "${path%.xz}" >>"$root/modules.order"
+}
+for m in button evdev virtio_rng; do add_module "$m"; done
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
+
+make_disk() { # make_disk FILE MODE
+    truncate -s 40M "$1"
+    mkfs.vfat -n TESTVM "$1" >/dev/null
+    printf 'DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd.gz\n  APPEND console=ttyS0 quiet test.mode=%s\n' "$2" >"$work/syslinux.cfg"
+    mcopy -i "$1" "$work/vmlinuz" "$work/initrd.gz" "$work/syslinux.cfg" ::/
+    syslinux --install "$1"
+}
+
+make_disk "$work/poweroff.raw" poweroff
+qemu-img convert -f raw -O qcow2 "$work/poweroff.raw" "$out/poweroff.qcow2"
+make_disk "$out/wait.raw" wait
+touch "$stamp"
+echo "test images in $out"
