@@ -36,24 +36,17 @@ fn ensure_dir(root: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd> {
     })
 }
 
-/// Binds the host's `dir` read-only, without setuid or device files, on the
-/// directory `target` (already opened beneath the root).
-fn bind_read_only(source: &str, target: &OwnedFd) -> Result<()> {
-    let at = proc_fd_path(target);
-    mount(
-        Some(source),
-        at.as_str(),
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-    .with_context(|| format!("cannot bind the host's {source} into the container"))?;
-    let flags = MsFlags::MS_BIND
-        | MsFlags::MS_REMOUNT
-        | MsFlags::MS_RDONLY
-        | MsFlags::MS_NOSUID
-        | MsFlags::MS_NODEV;
-    mount(None::<&str>, at.as_str(), None::<&str>, flags, None::<&str>)
+/// Binds the host's directory `source` read-only, without setuid or device
+/// files, on `root/name`.
+fn bind_read_only(source: &str, root: &OwnedFd, name: &str) -> Result<()> {
+    let target = ensure_dir(root, name, 0o755)?;
+    mount(Some(source), proc_fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+        .with_context(|| format!("cannot bind the host's {source} into the container"))?;
+    // That fd still names the directory under the new mount: open the
+    // mount's root to remount it.
+    let mounted = open_beneath(root.as_fd(), name, libc::O_PATH | libc::O_DIRECTORY)?;
+    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    mount(None::<&str>, proc_fd_path(&mounted).as_str(), None::<&str>, flags, None::<&str>)
         .with_context(|| format!("cannot make the host's {source} read-only in the container"))?;
     Ok(())
 }
@@ -87,8 +80,7 @@ pub fn prepare(rootfs: &Path) -> Result<()> {
             rootfs.display()
         )
     })?;
-    let usr = ensure_dir(&root, "usr", 0o755)?;
-    bind_read_only("/usr", &usr)?;
+    bind_read_only("/usr", &root, "usr")?;
     for name in ["bin", "sbin", "lib", "lib64"] {
         ensure_usr_symlink(&root, name)?;
     }

@@ -34,7 +34,7 @@ fi
 # Quirk 1: cgroup v1 with a v2 hierarchy still holding hugetlb. crun 1.8.1
 # refuses every container in that hybrid state; binding hugetlb to its own v1
 # hierarchy empties the v2 controller list.
-if [ -s /sys/fs/cgroup/unified/cgroup.controllers ]; then
+if [ -n "$(cat /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null)" ]; then
     mkdir -p /sys/fs/cgroup/hugetlb
     mountpoint -q /sys/fs/cgroup/hugetlb || mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb
 fi
