@@ -153,7 +153,9 @@ extern "C" fn qemu_configure_container(
         // SAFETY: crun passes the rootfs path as a valid string (or NULL).
         let rootfs = unsafe { opt_path(rootfs) }
             .ok_or_else(|| anyhow!("crun gave no root filesystem for the container"))?;
-        rootfs_setup::prepare(&rootfs)?;
+        // crun 1.8 replaces errors from this phase with its own text, so
+        // say what went wrong on the container's stderr as well.
+        rootfs_setup::prepare(&rootfs).inspect_err(|e| eprintln!("{LOG_PREFIX} {e:#}"))?;
         *prepared = true;
         Ok(())
     })

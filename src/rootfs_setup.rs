@@ -40,14 +40,30 @@ fn ensure_dir(root: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd> {
 /// files, on `root/name`.
 fn bind_read_only(source: &str, root: &OwnedFd, name: &str) -> Result<()> {
     let target = ensure_dir(root, name, 0o755)?;
-    mount(Some(source), proc_fd_path(&target).as_str(), None::<&str>, MsFlags::MS_BIND, None::<&str>)
-        .with_context(|| format!("cannot bind the host's {source} into the container"))?;
+    mount(
+        Some(source),
+        proc_fd_path(&target).as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .with_context(|| format!("cannot bind the host's {source} into the container"))?;
     // That fd still names the directory under the new mount: open the
     // mount's root to remount it.
     let mounted = open_beneath(root.as_fd(), name, libc::O_PATH | libc::O_DIRECTORY)?;
-    let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
-    mount(None::<&str>, proc_fd_path(&mounted).as_str(), None::<&str>, flags, None::<&str>)
-        .with_context(|| format!("cannot make the host's {source} read-only in the container"))?;
+    let flags = MsFlags::MS_BIND
+        | MsFlags::MS_REMOUNT
+        | MsFlags::MS_RDONLY
+        | MsFlags::MS_NOSUID
+        | MsFlags::MS_NODEV;
+    mount(
+        None::<&str>,
+        proc_fd_path(&mounted).as_str(),
+        None::<&str>,
+        flags,
+        None::<&str>,
+    )
+    .with_context(|| format!("cannot make the host's {source} read-only in the container"))?;
     Ok(())
 }
 

@@ -172,8 +172,7 @@ pub fn run(plan: &Plan) -> Result<i32> {
     let listener = UnixListener::bind(&sock_path).context("cannot create the QMP socket")?;
     // Connecting before QEMU starts cannot race: the kernel queues us on the
     // listening socket until QEMU accepts.
-    let mut qmp_stream =
-        UnixStream::connect(&sock_path).context("cannot connect to the QMP socket")?;
+    let qmp_stream = UnixStream::connect(&sock_path).context("cannot connect to the QMP socket")?;
     qmp_stream.set_nonblocking(true)?;
 
     let mut mask = SigSet::empty();
@@ -188,20 +187,94 @@ pub fn run(plan: &Plan) -> Result<i32> {
     let qemu = spawn_qemu(&qemu_cmdline::render(&vm), &listener_fd)?;
     drop(listener_fd);
 
-    supervise(qemu, &mut signals, &mut qmp_stream)
+    supervise(qemu, &mut signals, qmp_stream)
 }
 
-fn supervise(qemu: Pid, signals: &mut SignalFd, qmp_stream: &mut UnixStream) -> Result<i32> {
-    let mut buf: Vec<u8> = Vec::new();
-    let mut qmp_open = true;
-    let mut ready = false;
-    let mut powerdown_pending = false;
-    let mut shutdown: Option<Shutdown> = None;
+/// The runner's side of the QMP connection.
+struct QmpSession {
+    stream: UnixStream,
+    buf: Vec<u8>,
+    open: bool,
+    ready: bool,
+    powerdown_pending: bool,
+    shutdown: Option<Shutdown>,
+}
+
+impl QmpSession {
+    fn new(stream: UnixStream) -> Self {
+        QmpSession {
+            stream,
+            buf: Vec::new(),
+            open: true,
+            ready: false,
+            powerdown_pending: false,
+            shutdown: None,
+        }
+    }
+
+    fn send(&mut self, msg: &str) {
+        // A failed write means QEMU is going away; its exit is handled then.
+        let _ = self.stream.write_all(msg.as_bytes());
+    }
+
+    fn press_power_button(&mut self) {
+        if self.ready {
+            self.send(qmp::POWERDOWN);
+        } else {
+            self.powerdown_pending = true;
+        }
+    }
+
+    /// Reads what is available; returns false at end of stream.
+    fn read_available(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        let more = match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+            Err(_) => false,
+        };
+        while let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.buf.drain(..=end).collect();
+            match qmp::parse_line(&line) {
+                Some(Message::Greeting) => self.send(qmp::CAPABILITIES),
+                Some(Message::Return) if !self.ready => {
+                    self.ready = true;
+                    if self.powerdown_pending {
+                        self.send(qmp::POWERDOWN);
+                    }
+                }
+                Some(Message::Shutdown(s)) => self.shutdown = Some(s),
+                _ => {}
+            }
+        }
+        self.open &= more;
+        self.open
+    }
+
+    /// After QEMU exited: read the rest (the SHUTDOWN event may still be
+    /// in the socket) until end of stream.
+    fn drain(&mut self) {
+        if self.open && self.stream.set_nonblocking(false).is_ok() {
+            let _ = self
+                .stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(1)));
+            while self.read_available() {}
+        }
+    }
+}
+
+fn supervise(qemu: Pid, signals: &mut SignalFd, stream: UnixStream) -> Result<i32> {
+    let mut qmp = QmpSession::new(stream);
     loop {
         let (sig_ready, qmp_ready) = {
             let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-            if qmp_open {
-                fds.push(PollFd::new(qmp_stream.as_fd(), PollFlags::POLLIN));
+            if qmp.open {
+                fds.push(PollFd::new(qmp.stream.as_fd(), PollFlags::POLLIN));
             }
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -214,53 +287,29 @@ fn supervise(qemu: Pid, signals: &mut SignalFd, qmp_stream: &mut UnixStream) -> 
             };
             (ev(0), ev(1))
         };
-        if sig_ready {
-            while let Ok(Some(info)) = signals.read_signal() {
-                let signo = info.ssi_signo as i32;
-                if signo == libc::SIGCHLD {
-                    loop {
-                        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                            Ok(WaitStatus::StillAlive) | Err(_) => break,
-                            Ok(status) if status.pid() == Some(qemu) => {
-                                let code = exit_status(status, shutdown.as_ref());
-                                report(status, shutdown.as_ref(), code);
-                                return Ok(code);
-                            }
-                            Ok(_) => {}
-                        }
-                    }
-                } else {
-                    eprintln!("{LOG_PREFIX} asking the guest to power off (ACPI power button)");
-                    if ready {
-                        let _ = qmp_stream.write_all(qmp::POWERDOWN.as_bytes());
-                    } else {
-                        powerdown_pending = true;
-                    }
-                }
-            }
-        }
         if qmp_ready {
-            let mut chunk = [0u8; 4096];
-            match qmp_stream.read(&mut chunk) {
-                Ok(0) => qmp_open = false,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => qmp_open = false,
+            qmp.read_available();
+        }
+        if !sig_ready {
+            continue;
+        }
+        while let Ok(Some(info)) = signals.read_signal() {
+            if info.ssi_signo as i32 != libc::SIGCHLD {
+                eprintln!("{LOG_PREFIX} asking the guest to power off (ACPI power button)");
+                qmp.press_power_button();
+                continue;
             }
-            while let Some(end) = buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = buf.drain(..=end).collect();
-                match qmp::parse_line(&line) {
-                    Some(Message::Greeting) => {
-                        let _ = qmp_stream.write_all(qmp::CAPABILITIES.as_bytes());
+            // PID 1 reaps every orphan; only QEMU's end matters.
+            loop {
+                match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::StillAlive) | Err(_) => break,
+                    Ok(status) if status.pid() == Some(qemu) => {
+                        qmp.drain();
+                        let code = exit_status(status, qmp.shutdown.as_ref());
+                        report(status, qmp.shutdown.as_ref(), code);
+                        return Ok(code);
                     }
-                    Some(Message::Return) if !ready => {
-                        ready = true;
-                        if powerdown_pending {
-                            let _ = qmp_stream.write_all(qmp::POWERDOWN.as_bytes());
-                        }
-                    }
-                    Some(Message::Shutdown(s)) => shutdown = Some(s),
-                    _ => {}
+                    Ok(_) => {}
                 }
             }
         }

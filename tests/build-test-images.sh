@@ -56,15 +56,18 @@ add_module() {
     done
     basename "${path%.xz}" >>"$root/modules.order"
 }
-for m in button evdev virtio_rng; do add_module "$m"; done
+for m in button evdev virtio_rng virtio_pci virtio_blk; do add_module "$m"; done
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/initrd.gz"
 
 make_disk() { # make_disk FILE MODE
-    truncate -s 40M "$1"
-    mkfs.vfat -n TESTVM "$1" >/dev/null
+    # The FAT file system leaves the disk's last MiB to the guest's marker.
+    truncate -s 41M "$1"
+    truncate -s 40M "$work/fat.img"
+    mkfs.vfat -n TESTVM "$work/fat.img" >/dev/null
     printf 'DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd.gz\n  APPEND console=ttyS0 quiet test.mode=%s\n' "$2" >"$work/syslinux.cfg"
-    mcopy -i "$1" "$work/vmlinuz" "$work/initrd.gz" "$work/syslinux.cfg" ::/
-    syslinux --install "$1"
+    mcopy -i "$work/fat.img" "$work/vmlinuz" "$work/initrd.gz" "$work/syslinux.cfg" ::/
+    syslinux --install "$work/fat.img"
+    dd if="$work/fat.img" of="$1" conv=notrunc status=none
 }
 
 make_disk "$work/poweroff.raw" poweroff
