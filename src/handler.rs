@@ -144,18 +144,24 @@ extern "C" fn qemu_configure_container(
         if *prepared {
             return Ok(());
         }
-        if current_plan().is_none() {
-            // SAFETY: crun passes its context for this command (or NULL).
-            let bundle = unsafe { bundle_of(context) }
-                .ok_or_else(|| anyhow!("crun gave no bundle directory for the container"))?;
-            set_plan(plan_from_bundle(&bundle)?);
-        }
+        let plan = match current_plan() {
+            Some(plan) => plan,
+            None => {
+                // SAFETY: crun passes its context for this command (or NULL).
+                let bundle = unsafe { bundle_of(context) }
+                    .ok_or_else(|| anyhow!("crun gave no bundle directory for the container"))?;
+                let plan = plan_from_bundle(&bundle)?;
+                set_plan(plan.clone());
+                plan
+            }
+        };
         // SAFETY: crun passes the rootfs path as a valid string (or NULL).
         let rootfs = unsafe { opt_path(rootfs) }
             .ok_or_else(|| anyhow!("crun gave no root filesystem for the container"))?;
         // crun 1.8 replaces errors from this phase with its own text, so
         // say what went wrong on the container's stderr as well.
-        rootfs_setup::prepare(&rootfs).inspect_err(|e| eprintln!("{LOG_PREFIX} {e:#}"))?;
+        rootfs_setup::prepare(&rootfs, plan.read_only_root)
+            .inspect_err(|e| eprintln!("{LOG_PREFIX} {e:#}"))?;
         *prepared = true;
         Ok(())
     })

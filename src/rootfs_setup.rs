@@ -88,8 +88,9 @@ fn ensure_usr_symlink(root: &OwnedFd, name: &str) -> Result<()> {
     }
 }
 
-/// Prepares `rootfs` for the runner.
-pub fn prepare(rootfs: &Path) -> Result<()> {
+/// Prepares `rootfs` for the runner. With a read-only root the state
+/// directory is a tmpfs: the guest's writes then use the container's memory.
+pub fn prepare(rootfs: &Path, read_only_root: bool) -> Result<()> {
     let root = open_dir(rootfs).with_context(|| {
         format!(
             "cannot open the container's root filesystem {}",
@@ -100,6 +101,17 @@ pub fn prepare(rootfs: &Path) -> Result<()> {
     for name in ["bin", "sbin", "lib", "lib64"] {
         ensure_usr_symlink(&root, name)?;
     }
-    ensure_dir(&root, STATE_DIR, 0o700)?;
+    let state = ensure_dir(&root, STATE_DIR, 0o700)?;
+    if read_only_root {
+        let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        mount(
+            Some("tmpfs"),
+            proc_fd_path(&state).as_str(),
+            Some("tmpfs"),
+            flags,
+            Some("mode=0700"),
+        )
+        .context("cannot mount a tmpfs for the VM's state in the read-only container")?;
+    }
     Ok(())
 }

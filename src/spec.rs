@@ -18,6 +18,9 @@ use crate::image::{self, VmImage};
 pub struct Plan {
     pub settings: Annotations,
     pub image: VmImage,
+    /// `root.readonly` (podman --read-only): the overlay then lives in a
+    /// tmpfs, since the container has no writable layer to hold it.
+    pub read_only_root: bool,
 }
 
 /// The bundle's config, read with oci-spec.
@@ -51,7 +54,16 @@ pub fn rootfs(spec: &Spec, bundle: &Path) -> PathBuf {
 pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let settings = annotations::parse(&annotations(spec))?;
     let image = image::find(&rootfs(spec, bundle))?;
-    Ok(Plan { settings, image })
+    let read_only_root = spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false);
+    Ok(Plan {
+        settings,
+        image,
+        read_only_root,
+    })
 }
 
 #[cfg(test)]

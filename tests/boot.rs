@@ -133,3 +133,14 @@ fn the_vm_image_is_never_written() {
     );
     let _ = podman(&["image", "unmount", POWEROFF]);
 }
+
+#[test]
+fn read_only_containers_boot_with_the_overlay_in_memory() {
+    env();
+    let name = unique("readonly");
+    let _c = Container(name.clone());
+    let out = podman_run(&["--name", &name, "--read-only"], POWEROFF);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
+    assert!(stdout.contains("TEST-GUEST: wrote a marker to /dev/vda"), "{stdout}");
+}

@@ -13,7 +13,17 @@ struct Tmux(String);
 impl Tmux {
     fn start(name: &str, shell_command: &str) -> Tmux {
         let ok = Command::new("tmux")
-            .args(["new-session", "-d", "-s", name, "-x", "160", "-y", "50", shell_command])
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                name,
+                "-x",
+                "160",
+                "-y",
+                "50",
+                shell_command,
+            ])
             .status()
             .unwrap();
         assert!(ok.success(), "cannot start tmux");
@@ -21,7 +31,10 @@ impl Tmux {
     }
 
     fn screen(&self) -> String {
-        let out = Command::new("tmux").args(["capture-pane", "-p", "-S", "-200", "-t", &self.0]).output().unwrap();
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-S", "-200", "-t", &self.0])
+            .output()
+            .unwrap();
         text(&out.stdout)
     }
 
@@ -41,7 +54,9 @@ impl Tmux {
 
 impl Drop for Tmux {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.0])
+            .status();
     }
 }
 
@@ -57,7 +72,9 @@ fn run_line(name: &str, status_file: &std::path::Path) -> String {
 
 fn read_status(file: &std::path::Path, secs: u64) -> String {
     wait_for(secs, "the podman command to end", || {
-        std::fs::read_to_string(file).ok().filter(|s| s.ends_with('\n'))
+        std::fs::read_to_string(file)
+            .ok()
+            .filter(|s| s.ends_with('\n'))
     })
     .trim()
     .to_string()
@@ -73,7 +90,12 @@ fn ctrl_a_x_aborts_the_vm_with_a_non_zero_status() {
     tmux.wait_for("TEST-GUEST: waiting for the power button", 120);
     tmux.keys(&["C-a", "x"]);
     assert_eq!(read_status(&status, 60), "EXIT=130", "{}", tmux.screen());
-    assert!(tmux.screen().contains("crun-qemu: the VM was stopped from the host"), "{}", tmux.screen());
+    assert!(
+        tmux.screen()
+            .contains("crun-qemu: the VM was stopped from the host"),
+        "{}",
+        tmux.screen()
+    );
 }
 
 #[test]
@@ -94,17 +116,33 @@ fn detach_and_attach_reach_the_live_console() {
     let attach_status = dir.path().join("attach-status");
     let attach = Tmux::start(
         &format!("{name}-a"),
-        &format!("podman attach {name}; echo EXIT=$? > {}; sleep 600", attach_status.display()),
+        &format!(
+            "podman attach {name}; echo EXIT=$? > {}; sleep 600",
+            attach_status.display()
+        ),
     );
     // The guest's shell answers on the reattached console.
     wait_for(60, "the guest's shell to answer after attach", || {
         attach.keys(&["echo attach-$((40+2))", "Enter"]);
         std::thread::sleep(std::time::Duration::from_millis(700));
-        attach.screen().lines().any(|l| l.trim() == "attach-42").then_some(())
+        attach
+            .screen()
+            .lines()
+            .any(|l| l.trim() == "attach-42")
+            .then_some(())
     });
     let stop = podman(&["stop", "-t", "60", &name]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
-    assert_eq!(read_status(&attach_status, 60), "EXIT=0", "{}", attach.screen());
+    assert_eq!(
+        read_status(&attach_status, 60),
+        "EXIT=0",
+        "{}",
+        attach.screen()
+    );
     assert_eq!(inspect(&name, "{{.State.ExitCode}}"), "0");
-    assert!(attach.screen().contains("TEST-GUEST: power button pressed"), "{}", attach.screen());
+    assert!(
+        attach.screen().contains("TEST-GUEST: power button pressed"),
+        "{}",
+        attach.screen()
+    );
 }
