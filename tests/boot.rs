@@ -141,6 +141,14 @@ fn read_only_containers_boot_with_the_overlay_in_memory() {
     let _c = Container(name.clone());
     let out = podman_run(&["--name", &name, "--read-only"], POWEROFF);
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", text(&out.stderr));
-    assert!(stdout.contains("TEST-GUEST: wrote a marker to /dev/vda"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("TEST-GUEST: wrote a marker to /dev/vda"),
+        "{stdout}"
+    );
 }
