@@ -44,7 +44,11 @@ pub fn env() -> &'static Env {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let launcher = PathBuf::from(env!("CARGO_BIN_EXE_crun-qemu"));
         let handler = launcher.with_file_name("libcrun_qemu.so");
-        assert!(handler.is_file(), "{} was not built", handler.display());
+        assert!(
+            handler.is_file(),
+            "{} is missing: run `cargo build` before `cargo test` (cargo test does not build the cdylib)",
+            handler.display()
+        );
         let images = std::env::var_os("CRUN_QEMU_TEST_IMAGES")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target/test-images"));
