@@ -3,7 +3,8 @@
 # a Debian kernel, a busybox initramfs running tests/guest/init, on a FAT
 # disk booted by syslinux. Usage: build-test-images.sh OUTDIR
 # Writes OUTDIR/poweroff.qcow2 (boots, prints, powers off) and
-# OUTDIR/wait.raw (boots, waits for the ACPI power button, shell on ttyS0).
+# OUTDIR/wait.raw (boots, waits for the ACPI power button, shell on ttyS0),
+# OUTDIR/fill.qcow2 (fills most of its memory, then powers off).
 set -euo pipefail
 
 out=${1:?usage: build-test-images.sh OUTDIR}
@@ -73,5 +74,7 @@ make_disk() { # make_disk FILE MODE
 make_disk "$work/poweroff.raw" poweroff
 qemu-img convert -f raw -O qcow2 "$work/poweroff.raw" "$out/poweroff.qcow2"
 make_disk "$out/wait.raw" wait
+make_disk "$work/fill.raw" fill
+qemu-img convert -f raw -O qcow2 "$work/fill.raw" "$out/fill.qcow2"
 touch "$stamp"
 echo "test images in $out"
