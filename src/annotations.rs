@@ -22,14 +22,44 @@ pub enum AccelRequest {
     Tcg,
 }
 
+/// Which firmware the user asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FirmwareRequest {
+    /// Chosen from the image's partition table.
+    #[default]
+    Auto,
+    Bios,
+    Uefi,
+}
+
 /// The VM settings the user can give as annotations.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Annotations {
     pub accel: AccelRequest,
+    pub firmware: FirmwareRequest,
+    /// Guest writes reach the image itself instead of a throwaway overlay.
+    pub persistent: bool,
 }
 
 /// Each known annotation with the values it accepts, for error messages.
-pub const KNOWN: &[(&str, &str)] = &[("qemu.accel", "auto, kvm or tcg")];
+pub const KNOWN: &[(&str, &str)] = &[
+    ("qemu.accel", "auto, kvm or tcg"),
+    ("qemu.firmware", "auto, bios or uefi"),
+    ("qemu.persistent", "true or false"),
+];
+
+fn choice<T: Copy>(key: &str, value: &str, options: &[(&str, T)]) -> Result<T> {
+    match options.iter().find(|(name, _)| *name == value) {
+        Some((_, v)) => Ok(*v),
+        None => {
+            let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+            bail!(
+                "annotation {key}={value:?} is not valid: use {}",
+                names.join(", ")
+            )
+        }
+    }
+}
 
 fn known_list() -> String {
     KNOWN
@@ -53,14 +83,19 @@ pub fn parse(map: &HashMap<String, String>) -> Result<Annotations> {
         let value = map[key].as_str();
         match key.as_str() {
             "qemu.accel" => {
-                out.accel = match value {
-                    "auto" => AccelRequest::Auto,
-                    "kvm" => AccelRequest::Kvm,
-                    "tcg" => AccelRequest::Tcg,
-                    _ => {
-                        bail!("annotation qemu.accel={value:?} is not valid: use auto, kvm or tcg")
-                    }
-                }
+                use AccelRequest::*;
+                out.accel = choice(key, value, &[("auto", Auto), ("kvm", Kvm), ("tcg", Tcg)])?
+            }
+            "qemu.firmware" => {
+                use FirmwareRequest::*;
+                out.firmware = choice(
+                    key,
+                    value,
+                    &[("auto", Auto), ("bios", Bios), ("uefi", Uefi)],
+                )?
+            }
+            "qemu.persistent" => {
+                out.persistent = choice(key, value, &[("true", true), ("false", false)])?
             }
             _ => bail!(
                 "unknown annotation {key}: the annotations crun-qemu knows are {}",
@@ -104,9 +139,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("qemu.accel") && err.contains("auto, kvm or tcg"),
+            err.contains("qemu.accel") && err.contains("auto, kvm, tcg"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn firmware_and_persistence() {
+        let a = parse(&map(&[
+            ("qemu.firmware", "uefi"),
+            ("qemu.persistent", "true"),
+        ]))
+        .unwrap();
+        assert_eq!((a.firmware, a.persistent), (FirmwareRequest::Uefi, true));
+        assert!(parse(&map(&[("qemu.persistent", "yes")])).is_err());
+        let err = parse(&map(&[("qemu.firmware", "coreboot")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("auto, bios, uefi"), "{err}");
     }
 
     #[test]
@@ -115,7 +165,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown annotation qemu.acel"), "{err}");
-        assert!(err.contains("qemu.accel (auto, kvm or tcg)"), "{err}");
+        assert!(
+            err.contains("qemu.accel (auto, kvm or tcg), qemu.firmware (auto, bios or uefi)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -160,7 +160,7 @@ extern "C" fn qemu_configure_container(
             .ok_or_else(|| anyhow!("crun gave no root filesystem for the container"))?;
         // crun 1.8 replaces errors from this phase with its own text, so
         // say what went wrong on the container's stderr as well.
-        rootfs_setup::prepare(&rootfs, plan.read_only_root)
+        rootfs_setup::prepare(&rootfs, plan.state_in_tmpfs)
             .inspect_err(|e| eprintln!("{LOG_PREFIX} {e:#}"))?;
         *prepared = true;
         Ok(())

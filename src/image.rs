@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::fcntl::AtFlags;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use nix::sys::stat::{fstatat, FileStat, SFlag};
 
+use crate::disk_head;
+use crate::firmware::{self, Firmware};
 use crate::fsutil::{open_beneath, open_dir};
 use crate::image_format::{self, ImageFormat, HEADER_LEN};
 
@@ -29,6 +31,11 @@ pub struct VmImage {
     pub path_in_container: PathBuf,
     pub format: ImageFormat,
     pub size: u64,
+    /// What the image's partition table asks for (see `firmware`).
+    pub boot_firmware: Firmware,
+    /// The file is in a container image's overlay: writing it in place
+    /// would copy all of it up into the container's layer first.
+    pub on_overlayfs: bool,
 }
 
 fn kind_of(st: &FileStat) -> &'static str {
@@ -44,8 +51,47 @@ fn kind_of(st: &FileStat) -> &'static str {
     }
 }
 
-/// Looks for the VM image under `rootfs/disk` without following any symlink
-/// out of `rootfs`, and probes its format from its header.
+fn list(dir: &OwnedFd, what: &str) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let stream = nix::dir::Dir::from_fd(nix::unistd::dup(dir.as_raw_fd())?)
+        .with_context(|| format!("cannot list {what} in the container image"))?;
+    for entry in stream {
+        let entry = entry.with_context(|| format!("cannot list {what} in the container image"))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "." && name != ".." {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn stat_in(dir: &OwnedFd, name: &str) -> Result<FileStat> {
+    fstatat(Some(dir.as_raw_fd()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+        .with_context(|| format!("cannot inspect {name} in the container image"))
+}
+
+/// A root filesystem without /disk (`podman run --rootfs DIR`) may hold the
+/// image at its top: the one regular, non-hidden file there.
+fn top_level_image(root: &OwnedFd) -> Result<Option<String>> {
+    // `root` is an O_PATH anchor, which cannot be listed: open it for reading.
+    let listable = open_beneath(root.as_fd(), ".", libc::O_RDONLY | libc::O_DIRECTORY)
+        .context("cannot list the container's root filesystem")?;
+    let mut files = Vec::new();
+    for name in list(&listable, "/")? {
+        if !name.starts_with('.') && kind_of(&stat_in(root, &name)?) == "a regular file" {
+            files.push(name);
+        }
+    }
+    Ok(match files.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    })
+}
+
+/// Looks for the VM image under `rootfs/disk` (or, without /disk, the one
+/// file at the top of `rootfs`) without following any symlink out of
+/// `rootfs`, and probes it from its header.
 pub fn find(rootfs: &Path) -> Result<VmImage> {
     let root = open_dir(rootfs).with_context(|| {
         format!(
@@ -56,19 +102,18 @@ pub fn find(rootfs: &Path) -> Result<VmImage> {
     let disk_dir = match open_beneath(root.as_fd(), DISK_DIR, libc::O_RDONLY | libc::O_DIRECTORY) {
         Ok(fd) => fd,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-            bail!("no /disk directory in the container image: {HOW_TO_PACKAGE}")
+            return match top_level_image(&root)? {
+                Some(name) => inspect(&root, "/", &name),
+                None => bail!("no /disk directory in the container image: {HOW_TO_PACKAGE}"),
+            };
         }
         Err(e)
             if matches!(
                 e.raw_os_error(),
-                Some(libc::ELOOP) | Some(libc::EXDEV) | Some(libc::ENOTDIR)
+                Some(libc::ELOOP | libc::EXDEV | libc::ENOTDIR)
             ) =>
         {
-            let st = fstatat(
-                Some(root.as_raw_fd()),
-                DISK_DIR,
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            )?;
+            let st = stat_in(&root, DISK_DIR)?;
             bail!(
                 "/disk in the container image is {}, not a directory: {HOW_TO_PACKAGE}",
                 kind_of(&st)
@@ -76,19 +121,7 @@ pub fn find(rootfs: &Path) -> Result<VmImage> {
         }
         Err(e) => return Err(e).context("cannot open /disk in the container image"),
     };
-
-    let mut entries = Vec::new();
-    let dir = nix::dir::Dir::from_fd(nix::unistd::dup(disk_dir.as_raw_fd())?)
-        .context("cannot list /disk in the container image")?;
-    for entry in dir {
-        let entry = entry.context("cannot list /disk in the container image")?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name != "." && name != ".." {
-            entries.push(name);
-        }
-    }
-    entries.sort();
-    let name = match entries.as_slice() {
+    let name = match list(&disk_dir, "/disk")?.as_slice() {
         [] => bail!("no VM image found: /disk in the container image is empty; {HOW_TO_PACKAGE}"),
         [one] => one.clone(),
         many => bail!(
@@ -97,36 +130,40 @@ pub fn find(rootfs: &Path) -> Result<VmImage> {
             many.join(", ")
         ),
     };
-
-    let st = fstatat(
-        Some(disk_dir.as_raw_fd()),
-        name.as_str(),
-        AtFlags::AT_SYMLINK_NOFOLLOW,
-    )
-    .with_context(|| format!("cannot inspect /disk/{name}"))?;
-    let kind = kind_of(&st);
+    let kind = kind_of(&stat_in(&disk_dir, &name)?);
     if kind != "a regular file" {
         bail!(
             "/disk/{name} in the container image is {kind}, not a regular file: {HOW_TO_PACKAGE}"
         );
     }
+    inspect(&disk_dir, "/disk/", &name)
+}
 
-    let fd = open_beneath(disk_dir.as_fd(), &name, libc::O_RDONLY)
-        .with_context(|| format!("cannot open /disk/{name}"))?;
+/// Probes the regular file `dir/name`, shown to the user as `prefix+name`.
+fn inspect(dir: &OwnedFd, prefix: &str, name: &str) -> Result<VmImage> {
+    let shown = format!("{prefix}{name}");
+    let fd = open_beneath(dir.as_fd(), name, libc::O_RDONLY)
+        .with_context(|| format!("cannot open {shown}"))?;
     let mut file = File::from(fd);
     let size = file.metadata()?.len();
     let mut header = Vec::with_capacity(HEADER_LEN);
     (&mut file)
         .take(HEADER_LEN as u64)
         .read_to_end(&mut header)
-        .with_context(|| format!("cannot read /disk/{name}"))?;
+        .with_context(|| format!("cannot read {shown}"))?;
     let format = image_format::probe(&header, size)
-        .map_err(|why| anyhow::anyhow!("the VM image /disk/{name} {why}"))?;
-
+        .map_err(|why| anyhow::anyhow!("the VM image {shown} {why}"))?;
+    let boot_firmware = disk_head::read(&file, format, firmware::HEAD_LEN)
+        .map_or(Firmware::Bios, |head| firmware::detect(&head));
+    let on_overlayfs = nix::sys::statfs::fstatfs(&file)
+        .map(|fs| fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC)
+        .unwrap_or(false);
     Ok(VmImage {
-        path_in_container: Path::new("/").join(DISK_DIR).join(&name),
+        path_in_container: PathBuf::from(shown),
         format,
         size,
+        boot_firmware,
+        on_overlayfs,
     })
 }
 
@@ -156,6 +193,17 @@ mod tests {
         assert_eq!(img.path_in_container, Path::new("/disk/vm.img"));
         assert_eq!(img.format, ImageFormat::Raw);
         assert_eq!(img.size, 1024);
+    }
+
+    #[test]
+    fn takes_the_one_file_at_the_top_without_disk() {
+        let r = rootfs();
+        fs::create_dir(r.path().join("etc")).unwrap();
+        fs::write(r.path().join("vm.qcow2.raw"), [0u8; 512]).unwrap();
+        let img = find(r.path()).unwrap();
+        assert_eq!(img.path_in_container, Path::new("/vm.qcow2.raw"));
+        fs::write(r.path().join("other.img"), [0u8; 512]).unwrap();
+        assert!(err(r.path()).contains("no /disk directory"));
     }
 
     #[test]

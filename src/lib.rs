@@ -9,6 +9,8 @@
 pub mod accel;
 pub mod annotations;
 pub mod crun_install;
+pub mod disk_head;
+pub mod firmware;
 pub mod fsutil;
 pub mod handler;
 pub mod image;
@@ -16,6 +18,7 @@ pub mod image_format;
 pub mod launcher;
 pub mod qemu_cmdline;
 pub mod qmp;
+pub mod resources;
 pub mod rootfs_setup;
 pub mod runner;
 pub mod spec;

@@ -14,7 +14,11 @@ pub struct Shutdown {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     Greeting,
-    Return,
+    /// The answer to a command; `id` is the one the command carried.
+    Return {
+        id: Option<String>,
+        value: Value,
+    },
     Error(String),
     Shutdown(Shutdown),
     OtherEvent(String),
@@ -22,6 +26,25 @@ pub enum Message {
 
 pub const CAPABILITIES: &str = "{\"execute\":\"qmp_capabilities\"}\n";
 pub const POWERDOWN: &str = "{\"execute\":\"system_powerdown\"}\n";
+pub const QUERY_CPUS_ID: &str = "vcpus";
+pub const QUERY_CPUS: &str = "{\"execute\":\"query-cpus-fast\",\"id\":\"vcpus\"}\n";
+
+/// (vCPU index, host thread id) pairs from a query-cpus-fast answer.
+pub fn vcpu_threads(value: &Value) -> Vec<(u32, i32)> {
+    value
+        .as_array()
+        .map(|cpus| {
+            cpus.iter()
+                .filter_map(|c| {
+                    Some((
+                        c["cpu-index"].as_u64()? as u32,
+                        c["thread-id"].as_i64()? as i32,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// Parses one line of QMP output; None for what is not JSON or not known.
 pub fn parse_line(line: &[u8]) -> Option<Message> {
@@ -29,8 +52,12 @@ pub fn parse_line(line: &[u8]) -> Option<Message> {
     if v.get("QMP").is_some() {
         return Some(Message::Greeting);
     }
-    if v.get("return").is_some() {
-        return Some(Message::Return);
+    if let Some(value) = v.get("return") {
+        let id = v.get("id").and_then(Value::as_str).map(String::from);
+        return Some(Message::Return {
+            id,
+            value: value.clone(),
+        });
     }
     if let Some(e) = v.get("error") {
         return Some(Message::Error(
@@ -58,7 +85,19 @@ mod tests {
             parse_line(br#"{"QMP": {"version": {"qemu": {"micro": 2, "minor": 0, "major": 10}}, "capabilities": []}}"#),
             Some(Message::Greeting)
         );
-        assert_eq!(parse_line(br#"{"return": {}}"#), Some(Message::Return));
+        assert_eq!(
+            parse_line(br#"{"return": {}}"#),
+            Some(Message::Return {
+                id: None,
+                value: serde_json::json!({})
+            })
+        );
+        let cpus = br#"{"return": [{"cpu-index": 0, "thread-id": 41}, {"cpu-index": 1, "thread-id": 42}], "id": "vcpus"}"#;
+        let Some(Message::Return { id, value }) = parse_line(cpus) else {
+            panic!()
+        };
+        assert_eq!(id.as_deref(), Some(QUERY_CPUS_ID));
+        assert_eq!(vcpu_threads(&value), vec![(0, 41), (1, 42)]);
         assert_eq!(
             parse_line(br#"{"timestamp": {"seconds": 1, "microseconds": 2}, "event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-shutdown"}}"#),
             Some(Message::Shutdown(Shutdown { guest: true, reason: "guest-shutdown".into() }))

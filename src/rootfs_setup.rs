@@ -88,9 +88,9 @@ fn ensure_usr_symlink(root: &OwnedFd, name: &str) -> Result<()> {
     }
 }
 
-/// Prepares `rootfs` for the runner. With a read-only root the state
+/// Prepares `rootfs` for the runner. With `state_in_tmpfs` the state
 /// directory is a tmpfs: the guest's writes then use the container's memory.
-pub fn prepare(rootfs: &Path, read_only_root: bool) -> Result<()> {
+pub fn prepare(rootfs: &Path, state_in_tmpfs: bool) -> Result<()> {
     let root = open_dir(rootfs).with_context(|| {
         format!(
             "cannot open the container's root filesystem {}",
@@ -102,7 +102,7 @@ pub fn prepare(rootfs: &Path, read_only_root: bool) -> Result<()> {
         ensure_usr_symlink(&root, name)?;
     }
     let state = ensure_dir(&root, STATE_DIR, 0o700)?;
-    if read_only_root {
+    if state_in_tmpfs {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
         mount(
             Some("tmpfs"),
@@ -111,7 +111,7 @@ pub fn prepare(rootfs: &Path, read_only_root: bool) -> Result<()> {
             flags,
             Some("mode=0700"),
         )
-        .context("cannot mount a tmpfs for the VM's state in the read-only container")?;
+        .context("cannot mount a tmpfs for the VM's state")?;
     }
     Ok(())
 }

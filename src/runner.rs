@@ -18,12 +18,16 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
+use crate::firmware;
 use crate::image;
+use crate::image::VmImage;
 use crate::qemu_cmdline;
 use crate::qmp::{self, Message, Shutdown};
+use crate::resources::TCG_TB_CACHE_MIB;
 use crate::rootfs_setup::STATE_DIR;
 use crate::spec::Plan;
-use crate::vm::{BootDisk, VmConfig, DEFAULT_MEMORY_MIB, DEFAULT_VCPUS};
+use crate::spec::{OVMF_CODE, OVMF_VARS};
+use crate::vm::{Accel, BootDisk, Firmware, VmConfig};
 use crate::LOG_PREFIX;
 
 /// Exit status when the VM was ended from the host (ctrl-a x, the monitor's
@@ -53,18 +57,7 @@ pub fn exit_status(qemu: WaitStatus, shutdown: Option<&Shutdown>) -> i32 {
     }
 }
 
-fn host_cpus() -> u32 {
-    nix::sched::sched_getaffinity(Pid::from_raw(0))
-        .map(|set| {
-            (0..nix::sched::CpuSet::count())
-                .filter(|&i| set.is_set(i).unwrap_or(false))
-                .count() as u32
-        })
-        .unwrap_or(1)
-        .max(1)
-}
-
-fn create_overlay(disk: &BootDisk) -> Result<()> {
+fn create_overlay(disk: &BootDisk, overlay: &Path) -> Result<()> {
     // qemu-img reads only the image's header to learn its size: creating the
     // overlay costs the same for any image size.
     let out = Command::new("/usr/bin/qemu-img")
@@ -78,7 +71,7 @@ fn create_overlay(disk: &BootDisk) -> Result<()> {
             "-b",
         ])
         .arg(&disk.image)
-        .arg(&disk.overlay)
+        .arg(overlay)
         .output()
         .context("cannot run qemu-img to create the VM's overlay")?;
     if !out.status.success() {
@@ -143,6 +136,31 @@ fn spawn_qemu(args: &[String], qmp_listener: &OwnedFd) -> Result<Pid> {
     }
 }
 
+/// The VM for `plan`, its image found at `image`, its state in `state`.
+/// Pure.
+pub fn build_vm(plan: &Plan, image: &VmImage, accel: Accel, state: &Path) -> VmConfig {
+    let firmware = match plan.firmware {
+        firmware::Firmware::Bios => Firmware::Bios,
+        firmware::Firmware::Uefi => Firmware::Uefi {
+            code: OVMF_CODE.into(),
+            vars: state.join("OVMF_VARS.fd"),
+        },
+    };
+    VmConfig {
+        accel,
+        tb_cache_mib: TCG_TB_CACHE_MIB,
+        vcpus: plan.sizing.vcpus,
+        memory_mib: plan.sizing.memory_mib,
+        firmware,
+        boot_disk: BootDisk {
+            image: image.path_in_container.clone(),
+            format: image.format,
+            overlay: (!plan.settings.persistent).then(|| state.join("overlay.qcow2")),
+        },
+        qmp_fd: QMP_FD,
+    }
+}
+
 /// Builds the VM for the container's image and runs it to the end. Returns
 /// the container's exit status.
 pub fn run(plan: &Plan) -> Result<i32> {
@@ -154,18 +172,14 @@ pub fn run(plan: &Plan) -> Result<i32> {
         eprintln!("{LOG_PREFIX} {note}");
     }
     let state = PathBuf::from("/").join(STATE_DIR);
-    let vm = VmConfig {
-        accel,
-        vcpus: DEFAULT_VCPUS.min(host_cpus()),
-        memory_mib: DEFAULT_MEMORY_MIB,
-        boot_disk: BootDisk {
-            image: found.path_in_container.clone(),
-            format: found.format,
-            overlay: state.join("overlay.qcow2"),
-        },
-        qmp_fd: QMP_FD,
-    };
-    create_overlay(&vm.boot_disk)?;
+    let vm = build_vm(plan, &found, accel, &state);
+    if let Some(overlay) = &vm.boot_disk.overlay {
+        create_overlay(&vm.boot_disk, overlay)?;
+    }
+    if let Firmware::Uefi { vars, .. } = &vm.firmware {
+        std::fs::copy(OVMF_VARS, vars)
+            .with_context(|| format!("cannot copy {OVMF_VARS} for the VM"))?;
+    }
 
     let sock_path = state.join("qmp.sock");
     let _ = std::fs::remove_file(&sock_path);
@@ -187,7 +201,8 @@ pub fn run(plan: &Plan) -> Result<i32> {
     let qemu = spawn_qemu(&qemu_cmdline::render(&vm), &listener_fd)?;
     drop(listener_fd);
 
-    supervise(qemu, &mut signals, qmp_stream)
+    let qmp = QmpSession::new(qmp_stream, plan.sizing.pinning.clone());
+    supervise(qemu, &mut signals, qmp)
 }
 
 /// The runner's side of the QMP connection.
@@ -198,10 +213,12 @@ struct QmpSession {
     ready: bool,
     powerdown_pending: bool,
     shutdown: Option<Shutdown>,
+    /// Host CPU for each vCPU, applied once QEMU reports its threads.
+    pinning: Vec<u32>,
 }
 
 impl QmpSession {
-    fn new(stream: UnixStream) -> Self {
+    fn new(stream: UnixStream, pinning: Vec<u32>) -> Self {
         QmpSession {
             stream,
             buf: Vec::new(),
@@ -209,6 +226,7 @@ impl QmpSession {
             ready: false,
             powerdown_pending: false,
             shutdown: None,
+            pinning,
         }
     }
 
@@ -242,11 +260,20 @@ impl QmpSession {
             let line: Vec<u8> = self.buf.drain(..=end).collect();
             match qmp::parse_line(&line) {
                 Some(Message::Greeting) => self.send(qmp::CAPABILITIES),
-                Some(Message::Return) if !self.ready => {
+                Some(Message::Return { id: None, .. }) if !self.ready => {
                     self.ready = true;
                     if self.powerdown_pending {
                         self.send(qmp::POWERDOWN);
                     }
+                    if !self.pinning.is_empty() {
+                        self.send(qmp::QUERY_CPUS);
+                    }
+                }
+                Some(Message::Return {
+                    id: Some(id),
+                    value,
+                }) if id == qmp::QUERY_CPUS_ID => {
+                    pin_vcpus(&qmp::vcpu_threads(&value), &self.pinning)
                 }
                 Some(Message::Shutdown(s)) => self.shutdown = Some(s),
                 _ => {}
@@ -268,8 +295,22 @@ impl QmpSession {
     }
 }
 
-fn supervise(qemu: Pid, signals: &mut SignalFd, stream: UnixStream) -> Result<i32> {
-    let mut qmp = QmpSession::new(stream);
+/// Pins each vCPU thread to its host CPU.
+fn pin_vcpus(threads: &[(u32, i32)], pinning: &[u32]) {
+    for &(index, tid) in threads {
+        let Some(&host_cpu) = pinning.get(index as usize) else {
+            continue;
+        };
+        let mut set = nix::sched::CpuSet::new();
+        if set.set(host_cpu as usize).is_ok() {
+            if let Err(e) = nix::sched::sched_setaffinity(Pid::from_raw(tid), &set) {
+                eprintln!("{LOG_PREFIX} cannot pin vCPU {index} to host CPU {host_cpu}: {e}");
+            }
+        }
+    }
+}
+
+fn supervise(qemu: Pid, signals: &mut SignalFd, mut qmp: QmpSession) -> Result<i32> {
     loop {
         let (sig_ready, qmp_ready) = {
             let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];

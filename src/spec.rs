@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use oci_spec::runtime::Spec;
 
 use crate::annotations::{self, Annotations};
+use crate::firmware::{self, Firmware};
 use crate::image::{self, VmImage};
+use crate::resources::{self, Limits, Sizing};
 
 /// Everything decided about a container before it starts. It is computed in
 /// the crun parent and inherited by the container's init, which crun forks
@@ -18,9 +20,36 @@ use crate::image::{self, VmImage};
 pub struct Plan {
     pub settings: Annotations,
     pub image: VmImage,
-    /// `root.readonly` (podman --read-only): the overlay then lives in a
-    /// tmpfs, since the container has no writable layer to hold it.
-    pub read_only_root: bool,
+    pub sizing: Sizing,
+    pub firmware: Firmware,
+    /// The runtime's state (the overlay, the UEFI variables) lives in a
+    /// tmpfs: the root is read-only (podman --read-only), or it is not a
+    /// container's own layer (podman --rootfs DIR, a host directory that
+    /// must not fill up with overlays).
+    pub state_in_tmpfs: bool,
+}
+
+/// The host's UEFI firmware (Debian's ovmf package) and its variable store
+/// template, copied per container.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// The resource limits podman wrote into the config.
+pub fn limits(spec: &Spec) -> Limits {
+    let res = spec.linux().as_ref().and_then(|l| l.resources().as_ref());
+    let cpu = res.and_then(|r| r.cpu().as_ref());
+    Limits {
+        cpu_quota: cpu.and_then(|c| c.quota()),
+        cpu_period: cpu.and_then(|c| c.period()),
+        cpuset: cpu.and_then(|c| c.cpus().clone()),
+        memory_bytes: res
+            .and_then(|r| r.memory().as_ref())
+            .and_then(|m| m.limit()),
+    }
+}
+
+fn host_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
 /// The bundle's config, read with oci-spec.
@@ -53,16 +82,39 @@ pub fn rootfs(spec: &Spec, bundle: &Path) -> PathBuf {
 /// Validates the container as a VM and returns the plan for it.
 pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let settings = annotations::parse(&annotations(spec))?;
+    let sizing = resources::size(&limits(spec), host_cpus())?;
     let image = image::find(&rootfs(spec, bundle))?;
     let read_only_root = spec
         .root()
         .as_ref()
         .and_then(|r| r.readonly())
         .unwrap_or(false);
+    if settings.persistent {
+        if image.on_overlayfs {
+            bail!(
+                "qemu.persistent=true would copy the whole VM image into the container's writable layer \
+                 before the first write: run the image from a host directory instead \
+                 (podman run --rootfs DIR, with the image in DIR/disk/)"
+            );
+        }
+        if read_only_root {
+            bail!("qemu.persistent=true needs a writable root filesystem: drop --read-only");
+        }
+    }
+    let firmware = firmware::choose(settings.firmware, || image.boot_firmware);
+    if firmware == Firmware::Uefi {
+        for file in [OVMF_CODE, OVMF_VARS] {
+            if !Path::new(file).is_file() {
+                bail!("this VM boots with UEFI, but {file} is missing: install the ovmf package");
+            }
+        }
+    }
     Ok(Plan {
+        state_in_tmpfs: read_only_root || !image.on_overlayfs,
         settings,
         image,
-        read_only_root,
+        sizing,
+        firmware,
     })
 }
 

@@ -17,19 +17,32 @@ pub enum Accel {
     Tcg,
 }
 
-/// The boot disk: the read-only image and the overlay that takes the writes.
+/// What the VM boots with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Firmware {
+    /// QEMU's default SeaBIOS.
+    Bios,
+    /// OVMF: read-only code and the container's own variable store.
+    Uefi { code: PathBuf, vars: PathBuf },
+}
+
+/// The boot disk: the image, and the overlay that takes the writes unless
+/// the writes go to the image itself (persistence).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootDisk {
     pub image: PathBuf,
     pub format: ImageFormat,
-    pub overlay: PathBuf,
+    pub overlay: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmConfig {
     pub accel: Accel,
+    /// Bound on TCG's translation cache, which QEMU would let grow to 1 GiB.
+    pub tb_cache_mib: u64,
     pub vcpus: u32,
     pub memory_mib: u64,
+    pub firmware: Firmware,
     pub boot_disk: BootDisk,
     /// Descriptor number, in QEMU, of the listening QMP socket.
     pub qmp_fd: i32,

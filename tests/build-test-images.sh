@@ -2,7 +2,8 @@
 # Builds the test VM disk images from Debian packages (no registry needed):
 # a Debian kernel, a busybox initramfs running tests/guest/init, on a FAT
 # disk booted by syslinux. Usage: build-test-images.sh OUTDIR
-# Writes OUTDIR/poweroff.qcow2 (boots, prints, powers off) and
+# Writes OUTDIR/poweroff.{raw,qcow2,vmdk,vdi,vhdx} (boots, prints, powers
+# off), OUTDIR/uefi.qcow2 (the same, as a UEFI-only GPT disk),
 # OUTDIR/wait.raw (boots, waits for the ACPI power button, shell on ttyS0),
 # OUTDIR/fill.qcow2 (fills most of its memory, then powers off).
 set -euo pipefail
@@ -71,8 +72,31 @@ make_disk() { # make_disk FILE MODE
     dd if="$work/fat.img" of="$1" conv=notrunc status=none
 }
 
-make_disk "$work/poweroff.raw" poweroff
-qemu-img convert -f raw -O qcow2 "$work/poweroff.raw" "$out/poweroff.qcow2"
+# A GPT disk whose only partition is an EFI system partition, booted by
+# systemd-boot under OVMF; no BIOS boot code.
+make_uefi_disk() { # make_uefi_disk FILE MODE
+    truncate -s 48M "$1"
+    sgdisk --clear -n 1:2048:+40M -t 1:ef00 -c 1:ESP "$1" >/dev/null
+    rm -f "$work/esp.img"
+    truncate -s 40M "$work/esp.img"
+    mkfs.vfat -n ESP "$work/esp.img" >/dev/null
+    mmd -i "$work/esp.img" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries
+    mcopy -i "$work/esp.img" /usr/lib/systemd/boot/efi/systemd-bootx64.efi ::/EFI/BOOT/BOOTX64.EFI
+    printf 'timeout 0\ndefault test.conf\n' >"$work/loader.conf"
+    printf 'title test\nlinux /vmlinuz\ninitrd /initrd.gz\noptions console=ttyS0 quiet test.mode=%s\n' "$2" >"$work/test.conf"
+    mcopy -i "$work/esp.img" "$work/loader.conf" ::/loader/loader.conf
+    mcopy -i "$work/esp.img" "$work/test.conf" ::/loader/entries/test.conf
+    mcopy -i "$work/esp.img" "$work/vmlinuz" "$work/initrd.gz" ::/
+    dd if="$work/esp.img" of="$1" bs=1M seek=1 conv=notrunc status=none
+}
+
+make_disk "$out/poweroff.raw" poweroff
+qemu-img convert -f raw -O qcow2 "$out/poweroff.raw" "$out/poweroff.qcow2"
+for fmt in vmdk vdi vhdx; do
+    qemu-img convert -f raw -O "$fmt" "$out/poweroff.raw" "$out/poweroff.$fmt"
+done
+make_uefi_disk "$work/uefi.raw" poweroff
+qemu-img convert -f raw -O qcow2 "$work/uefi.raw" "$out/uefi.qcow2"
 make_disk "$out/wait.raw" wait
 make_disk "$work/fill.raw" fill
 qemu-img convert -f raw -O qcow2 "$work/fill.raw" "$out/fill.qcow2"

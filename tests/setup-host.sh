@@ -17,7 +17,8 @@ need=()
 for cmd in podman crun conmon buildah qemu-system-x86_64 busybox syslinux mcopy mkfs.vfat cpio tmux clang sgdisk; do
     command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
-[ -e /usr/share/ovmf/OVMF.fd ] || need+=(ovmf)
+[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
+[ -e /usr/lib/systemd/boot/efi/systemd-bootx64.efi ] || need+=(systemd-boot-efi)
 [ -e /usr/lib/x86_64-linux-gnu/libclang.so ] || ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang)
 if [ ${#need[@]} -gt 0 ]; then
     echo "setup-host: installing packages (missing: ${need[*]})"
@@ -25,7 +26,7 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get install -y -q --no-install-recommends \
         podman crun conmon buildah skopeo passt fuse-overlayfs uidmap \
         busybox-static syslinux syslinux-common mtools dosfstools cpio gzip \
-        genisoimage gdisk tmux libclang-dev clang iptables netavark aardvark-dns \
+        genisoimage gdisk tmux libclang-dev clang iptables netavark aardvark-dns systemd-boot-efi \
         containers-storage golang-github-containers-common
     apt-get install -y -q --no-install-recommends -t bookworm-backports \
         qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu
