@@ -159,23 +159,60 @@ pub fn scratch_image(tag: &str, script: &str) {
     run_checked(Command::new("buildah").args(["rm", &ctr]));
 }
 
+/// Processes in the container's cgroup, as (pid, command line).
+pub fn container_processes(id: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cg) = std::fs::read_to_string(entry.path().join("cgroup")) {
+            if cg.contains(id) {
+                let cmd = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+                found.push((pid, cmd.replace('\0', " ")));
+            }
+        }
+    }
+    found
+}
+
+/// Packages a test image file under `tag` (once per test binary and tag).
+pub fn package(file: &str, tag: &str) {
+    static DONE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap();
+    if done.iter().any(|t| t == tag) {
+        return;
+    }
+    let e = env();
+    run_checked(
+        Command::new(e.root.join("package-vm-image.sh"))
+            .arg(e.images.join(file))
+            .arg(tag),
+    );
+    done.push(tag.to_string());
+}
+
+/// The value after `key=` on the guest's `TEST-GUEST:` lines.
+pub fn guest_value(console: &str, key: &str) -> Option<String> {
+    let needle = format!("{key}=");
+    console
+        .lines()
+        .filter(|l| l.contains("TEST-GUEST:"))
+        .find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(needle.as_str()))
+                .map(String::from)
+        })
+}
+
 /// What a container left on the host: processes in its cgroup, mounts and
 /// runtime state naming its id.
 pub fn leftovers(id: &str) -> Vec<String> {
     assert!(id.len() >= 12, "bad container id {id:?}");
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = entry.file_name().to_string_lossy().into_owned();
-        if !pid.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(cg) = std::fs::read_to_string(entry.path().join("cgroup")) {
-            if cg.contains(id) {
-                let cmd = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
-                found.push(format!("process {pid}: {}", cmd.replace('\0', " ")));
-            }
-        }
-    }
+    let mut found: Vec<String> = container_processes(id)
+        .into_iter()
+        .map(|(pid, cmd)| format!("process {pid}: {cmd}"))
+        .collect();
     for line in std::fs::read_to_string("/proc/self/mountinfo")
         .unwrap()
         .lines()
