@@ -376,6 +376,57 @@ fn report(status: WaitStatus, shutdown: Option<&Shutdown>, code: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::annotations::Annotations;
+    use crate::image_format::ImageFormat;
+    use crate::resources::Sizing;
+
+    fn plan(persistent: bool, fw: firmware::Firmware) -> (Plan, VmImage) {
+        let image = VmImage {
+            path_in_container: "/disk/vm.img".into(),
+            format: ImageFormat::Raw,
+            size: 1 << 30,
+            boot_firmware: fw,
+            on_overlayfs: true,
+        };
+        let plan = Plan {
+            settings: Annotations {
+                persistent,
+                ..Default::default()
+            },
+            image: image.clone(),
+            sizing: Sizing {
+                vcpus: 3,
+                pinning: vec![],
+                memory_mib: 700,
+            },
+            firmware: fw,
+            state_in_tmpfs: false,
+        };
+        (plan, image)
+    }
+
+    #[test]
+    fn the_vm_follows_the_plan() {
+        let (p, image) = plan(false, firmware::Firmware::Bios);
+        let vm = build_vm(&p, &image, Accel::Tcg, Path::new("/.crun-qemu"));
+        assert_eq!((vm.vcpus, vm.memory_mib), (3, 700));
+        assert_eq!(vm.firmware, Firmware::Bios);
+        assert_eq!(
+            vm.boot_disk.overlay.as_deref(),
+            Some(Path::new("/.crun-qemu/overlay.qcow2"))
+        );
+
+        let (p, image) = plan(true, firmware::Firmware::Uefi);
+        let vm = build_vm(&p, &image, Accel::Kvm, Path::new("/s"));
+        assert_eq!(vm.boot_disk.overlay, None);
+        assert_eq!(
+            vm.firmware,
+            Firmware::Uefi {
+                code: OVMF_CODE.into(),
+                vars: "/s/OVMF_VARS.fd".into()
+            }
+        );
+    }
 
     fn sd(guest: bool, reason: &str) -> Shutdown {
         Shutdown {
