@@ -181,7 +181,7 @@ fn prepare_images() -> PathBuf {
     scratch_image(
         BENCH_B,
         &format!(
-            "mkdir -p $M/disk && cp {} $M/disk/ && ln -s usr/lib $M/lib && ln -s usr/lib64 $M/lib64 && ln -s usr/bin $M/bin",
+            "mkdir -p $M/disk $M/var/tmp && cp {} $M/disk/ && ln -s usr/lib $M/lib && ln -s usr/lib64 $M/lib64 && ln -s usr/bin $M/bin",
             e.images.join(IMAGE_FILE).display()
         ),
     );

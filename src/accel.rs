@@ -98,6 +98,14 @@ pub fn kvm_usable() -> std::result::Result<(), String> {
     if !Path::new(KVM_DEVICE).exists() {
         return Err(format!("{KVM_DEVICE} does not exist"));
     }
+    // Opening it first tells a missing device-cgroup permission apart.
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(KVM_DEVICE)
+    {
+        return Err(format!("{KVM_DEVICE} cannot be opened ({e})"));
+    }
     if Path::new("/sys/module/kvm_pvm").exists() {
         return Err("the host's KVM is kvm-pvm, which runs only PVM-enabled guest kernels".into());
     }

@@ -229,3 +229,51 @@ pub static VTABLE: Vtable = Vtable(custom_handler_s {
 pub extern "C" fn run_oci_handler_get_handler() -> *const custom_handler_s {
     &VTABLE.0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(err: *mut libcrun_error_s) -> (i32, String) {
+        // SAFETY: `err` was made by to_crun_error: both allocations are
+        // malloc'd and owned here, as crun would own them.
+        unsafe {
+            let msg = CStr::from_ptr((*err).msg).to_string_lossy().into_owned();
+            let status = (*err).status;
+            libc::free((*err).msg.cast());
+            libc::free(err.cast());
+            (status, msg)
+        }
+    }
+
+    #[test]
+    fn errors_become_crun_errors() {
+        let mut err: *mut libcrun_error_s = std::ptr::null_mut();
+        assert_eq!(guarded(&mut err, || Err(anyhow!("no VM image"))), -1);
+        assert_eq!(take(err), (0, "crun-qemu: no VM image".to_string()));
+        assert_eq!(to_crun_error(std::ptr::null_mut(), "ignored"), -1);
+    }
+
+    #[test]
+    fn panics_stop_at_the_edge() {
+        let mut err: *mut libcrun_error_s = std::ptr::null_mut();
+        assert_eq!(guarded(&mut err, || panic!("boom")), -1);
+        assert!(take(err).1.contains("internal error"));
+        let mut err: *mut libcrun_error_s = std::ptr::null_mut();
+        assert_eq!(guarded(&mut err, || Ok(())), 0);
+        assert!(err.is_null());
+    }
+
+    #[test]
+    fn the_vtable_has_crun_s_required_slots() {
+        let v = run_oci_handler_get_handler();
+        // SAFETY: the vtable is a static that lives for the program.
+        let v = unsafe { &*v };
+        assert!(v.run_func.is_some() && v.unload.is_some());
+        // SAFETY: name is a 'static C string literal.
+        assert_eq!(unsafe { CStr::from_ptr(v.name) }, c"qemu");
+        let mut cookie = std::ptr::dangling_mut::<c_void>();
+        assert_eq!(qemu_load(&mut cookie, std::ptr::null_mut()), 0);
+        assert!(cookie.is_null());
+    }
+}

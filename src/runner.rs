@@ -57,6 +57,22 @@ pub fn exit_status(qemu: WaitStatus, shutdown: Option<&Shutdown>) -> i32 {
     }
 }
 
+/// Whether a state file from an earlier start of this container is there to
+/// be used again: `podman start` after `podman stop` resumes with the
+/// guest's disk writes and UEFI variables, as a container keeps its
+/// writable layer until `podman rm`. Anything but a regular file is removed.
+fn kept_state_file(path: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => Ok(true),
+        Ok(_) => {
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot replace {}", path.display()))?;
+            Ok(false)
+        }
+        Err(_) => Ok(false),
+    }
+}
+
 fn create_overlay(disk: &BootDisk, overlay: &Path) -> Result<()> {
     // qemu-img reads only the image's header to learn its size: creating the
     // overlay costs the same for any image size.
@@ -174,11 +190,15 @@ pub fn run(plan: &Plan) -> Result<i32> {
     let state = PathBuf::from("/").join(STATE_DIR);
     let vm = build_vm(plan, &found, accel, &state);
     if let Some(overlay) = &vm.boot_disk.overlay {
-        create_overlay(&vm.boot_disk, overlay)?;
+        if !kept_state_file(overlay)? {
+            create_overlay(&vm.boot_disk, overlay)?;
+        }
     }
     if let Firmware::Uefi { vars, .. } = &vm.firmware {
-        std::fs::copy(OVMF_VARS, vars)
-            .with_context(|| format!("cannot copy {OVMF_VARS} for the VM"))?;
+        if !kept_state_file(vars)? {
+            std::fs::copy(OVMF_VARS, vars)
+                .with_context(|| format!("cannot copy {OVMF_VARS} for the VM"))?;
+        }
     }
 
     let sock_path = state.join("qmp.sock");

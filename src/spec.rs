@@ -142,6 +142,30 @@ mod tests {
     }
 
     #[test]
+    fn limits_come_from_linux_resources() {
+        let bundle = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "linux": {"resources": {
+                "cpu": {"quota": 150000, "period": 100000, "cpus": "0-1"},
+                "memory": {"limit": 536870912}
+            }}
+        });
+        fs::write(bundle.path().join("config.json"), config.to_string()).unwrap();
+        let l = limits(&load(bundle.path()).unwrap());
+        assert_eq!(
+            l,
+            Limits {
+                cpu_quota: Some(150_000),
+                cpu_period: Some(100_000),
+                cpuset: Some("0-1".into()),
+                memory_bytes: Some(512 << 20)
+            }
+        );
+    }
+
+    #[test]
     fn unknown_annotation_is_refused_before_the_image_is_looked_at() {
         let bundle = tempfile::tempdir().unwrap();
         let config = serde_json::json!({

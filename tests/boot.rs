@@ -72,6 +72,9 @@ fn a_vm_that_cannot_start_fails_the_container_with_a_message() {
         "{stderr}"
     );
     assert!(stderr.contains("use qemu.accel=tcg"), "{stderr}");
+    // The launcher made /dev/kvm reachable (node and device cgroup): the
+    // runner opened it and only then found the host's KVM unusable.
+    assert!(stderr.contains("kvm-pvm"), "{stderr}");
     assert!(!text(&out.stdout).contains("TEST-GUEST"));
 }
 
@@ -151,4 +154,36 @@ fn read_only_containers_boot_with_the_overlay_in_memory() {
         stdout.contains("TEST-GUEST: wrote a marker to /dev/vda"),
         "{stdout}"
     );
+}
+
+#[test]
+fn podman_start_after_stop_keeps_the_guests_disk_writes() {
+    env();
+    let name = unique("restart");
+    let _c = Container(name.clone());
+    let out = podman_run(&["-d", "--name", &name], WAIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = wait_for_log(&name, "TEST-GUEST: waiting for the power button", 120);
+    assert_eq!(
+        guest_value(&first, "previous-marker").as_deref(),
+        Some("none"),
+        "{first}"
+    );
+    assert!(podman(&["stop", "-t", "60", &name]).status.success());
+    let start = podman(&["start", &name]);
+    assert!(start.status.success(), "{}", text(&start.stderr));
+    // podman logs now holds both boots; the second saw the first's marker.
+    let both = wait_for(120, "the second boot", || {
+        let l = logs(&name);
+        (l.matches("TEST-GUEST: waiting for the power button")
+            .count()
+            == 2)
+            .then_some(l)
+    });
+    let markers: Vec<&str> = both
+        .lines()
+        .filter(|l| l.contains("previous-marker="))
+        .collect();
+    assert_eq!(markers.len(), 2, "{both}");
+    assert!(markers[1].contains("previous-marker=run-"), "{both}");
 }

@@ -66,7 +66,8 @@ make_disk() { # make_disk FILE MODE
     truncate -s 41M "$1"
     truncate -s 40M "$work/fat.img"
     mkfs.vfat -n TESTVM "$work/fat.img" >/dev/null
-    printf 'DEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd.gz\n  APPEND console=ttyS0 quiet test.mode=%s\n' "$2" >"$work/syslinux.cfg"
+    # SERIAL: syslinux greets on the serial console, the guest's first line.
+    printf 'SERIAL 0 115200\nDEFAULT linux\nTIMEOUT 0\nLABEL linux\n  KERNEL vmlinuz\n  INITRD initrd.gz\n  APPEND console=ttyS0 quiet test.mode=%s\n' "$2" >"$work/syslinux.cfg"
     mcopy -i "$work/fat.img" "$work/vmlinuz" "$work/initrd.gz" "$work/syslinux.cfg" ::/
     syslinux --install "$work/fat.img"
     dd if="$work/fat.img" of="$1" conv=notrunc status=none

@@ -75,3 +75,51 @@ fn other_commands_reach_crun_unchanged() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn package_vm_image_explains_its_usage() {
+    let env = env();
+    for args in [&[][..], &["only-one"][..], &["a", "b", "c"][..]] {
+        let out = Command::new(env.root.join("package-vm-image.sh"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(0));
+        let stderr = text(&out.stderr);
+        let mut lines = stderr.lines();
+        assert_eq!(
+            lines.next(),
+            Some("Usage: ./package-vm-image.sh <vm_image_file> <container_image_tag>")
+        );
+        assert!(
+            lines.next().is_some_and(|l| l.contains("/disk/")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn package_vm_image_packages_the_file_under_disk() {
+    let env = env();
+    let tag = "localhost/crun-qemu-test/packaged";
+    let out = Command::new(env.root.join("package-vm-image.sh"))
+        .arg(env.images.join("poweroff.qcow2"))
+        .arg(tag)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let mnt = text(&podman(&["image", "mount", tag]).stdout)
+        .trim()
+        .to_string();
+    let entries: Vec<String> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let disk: Vec<String> = std::fs::read_dir(std::path::Path::new(&mnt).join("disk"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let _ = podman(&["image", "unmount", tag]);
+    assert_eq!(entries, vec!["disk".to_string()]);
+    assert_eq!(disk, vec!["poweroff.qcow2".to_string()]);
+}
