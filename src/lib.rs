@@ -22,6 +22,7 @@ pub mod resources;
 pub mod rootfs_setup;
 pub mod runner;
 pub mod spec;
+pub mod supervisor;
 pub mod vm;
 
 /// Prefix of every line the runtime itself prints, so a user can tell them

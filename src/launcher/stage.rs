@@ -5,7 +5,6 @@
 //! the host, a read-only overlay on its nearest existing parent adds it,
 //! so that nothing is created on the host.
 
-use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -155,7 +154,5 @@ pub fn enter(dir: &Path, handler: &Path) -> Result<()> {
         let src = PathBuf::from(format!("/proc/self/fd/{}/{}", original.as_raw_fd(), name));
         bind_file(&src, &dir.join(&name))?;
     }
-    let handler = CString::new(handler.as_os_str().as_encoded_bytes())?;
-    bind_file(Path::new(handler.to_str()?), &dir.join(HANDLER_FILE))?;
-    Ok(())
+    bind_file(handler, &dir.join(HANDLER_FILE))
 }

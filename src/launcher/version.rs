@@ -27,6 +27,10 @@ pub fn print(crun: &Path) -> Result<()> {
     cmd.arg("--version");
     let handler_desc = match &source {
         Ok(HandlerSource::Staged { dir, handler }) => {
+            let desc = format!(
+                "{} (this build, bound into crun's handler directory per command)",
+                handler.display()
+            );
             let (dir, handler) = (dir.clone(), handler.clone());
             // SAFETY: the launcher is single threaded, so the forked child
             // may allocate; it only sets up its own mount namespace.
@@ -36,10 +40,7 @@ pub fn print(crun: &Path) -> Result<()> {
                         .map_err(|e| std::io::Error::other(format!("{e:#}")))
                 });
             }
-            format!(
-                "{} (this build, bound into crun's handler directory per command)",
-                source_path(&source)
-            )
+            desc
         }
         Ok(HandlerSource::Installed) => "installed in crun's handler directory".to_string(),
         Err(e) => format!("not found: {e:#}"),
@@ -78,11 +79,4 @@ pub fn print(crun: &Path) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn source_path(source: &Result<HandlerSource>) -> String {
-    match source {
-        Ok(HandlerSource::Staged { handler, .. }) => handler.display().to_string(),
-        _ => String::new(),
-    }
 }
