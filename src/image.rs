@@ -31,6 +31,8 @@ pub struct VmImage {
     pub path_in_container: PathBuf,
     pub format: ImageFormat,
     pub size: u64,
+    /// The disk size the guest sees, where the header tells it.
+    pub virtual_size: Option<u64>,
     /// What the image's partition table asks for (see `firmware`).
     pub boot_firmware: Firmware,
     /// The file is in a container image's overlay: writing it in place
@@ -160,6 +162,7 @@ fn inspect(dir: &OwnedFd, prefix: &str, name: &str) -> Result<VmImage> {
         .unwrap_or(false);
     Ok(VmImage {
         path_in_container: PathBuf::from(shown),
+        virtual_size: crate::overlay::virtual_size(format, size, &header),
         format,
         size,
         boot_firmware,

@@ -16,6 +16,7 @@ pub mod handler;
 pub mod image;
 pub mod image_format;
 pub mod launcher;
+pub mod overlay;
 pub mod qemu_cmdline;
 pub mod qmp;
 pub mod resources;

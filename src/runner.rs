@@ -17,6 +17,7 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::firmware;
 use crate::image::{self, VmImage};
+use crate::overlay;
 use crate::qemu_cmdline;
 use crate::resources::TCG_TB_CACHE_MIB;
 use crate::rootfs_setup::STATE_DIR;
@@ -43,9 +44,15 @@ fn kept_state_file(path: &Path) -> Result<bool> {
     }
 }
 
-fn create_overlay(disk: &BootDisk, overlay: &Path) -> Result<()> {
-    // qemu-img reads only the image's header to learn its size: creating the
-    // overlay costs the same for any image size.
+/// Creates the overlay; neither way reads more of the image than its
+/// header, so this costs the same for any image size.
+fn create_overlay(disk: &BootDisk, overlay: &Path, virtual_size: Option<u64>) -> Result<()> {
+    let backing = disk.image.to_string_lossy();
+    if let Some(size) = virtual_size.filter(|_| backing.len() <= overlay::MAX_BACKING_NAME) {
+        return overlay::create(overlay, size, &backing, disk.format)
+            .with_context(|| format!("cannot create the VM's overlay {}", overlay.display()));
+    }
+    // Formats whose size only QEMU's drivers know: ask qemu-img.
     let out = Command::new("/usr/bin/qemu-img")
         .args([
             "create",
@@ -161,7 +168,7 @@ pub fn run(plan: &Plan) -> Result<i32> {
     let vm = build_vm(plan, &found, accel, &state);
     if let Some(overlay) = &vm.boot_disk.overlay {
         if !kept_state_file(overlay)? {
-            create_overlay(&vm.boot_disk, overlay)?;
+            create_overlay(&vm.boot_disk, overlay, found.virtual_size)?;
         }
     }
     if let Firmware::Uefi { vars, .. } = &vm.firmware {
@@ -207,6 +214,7 @@ mod tests {
             path_in_container: "/disk/vm.img".into(),
             format: ImageFormat::Raw,
             size: 1 << 30,
+            virtual_size: Some(1 << 30),
             boot_firmware: fw,
             on_overlayfs: true,
         };
