@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks crun-qemu against a hand-written container and plain QEMU.
-# Usage: bench/run.sh [ROUNDS] [K]   (defaults: 5 rounds, K=4 VMs at once)
+# Usage: bench/run.sh [ROUNDS] [K]   (defaults: 9 rounds, K=4 VMs at once)
 # Prints a table; writes target/bench/results.json. Needs root and the
 # machine set up by tests/setup-host.sh.
 set -euo pipefail

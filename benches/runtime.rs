@@ -296,7 +296,7 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let rounds: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(5);
+    let rounds: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(9);
     let k: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(4);
     let out_dir = prepare_images();
     let (small, big) = (out_dir.join("small-rootfs"), out_dir.join("big-rootfs"));
