@@ -65,17 +65,23 @@ fn runtime_arg() -> String {
     format!("--runtime={}", env().launcher.display())
 }
 
-fn case_a(image: &str) -> Command {
+/// `podman run --runtime crun-qemu`, `extra` options before the image.
+fn crun_qemu_run(extra: &[&str], image: &str) -> Command {
     let rt = runtime_arg();
-    podman_cmd(&[
+    let mut args = vec![
         "run",
-        &rt,
+        rt.as_str(),
         "--security-opt",
         "label=disable",
         "--rm",
-        image,
-        "unused",
-    ])
+    ];
+    args.extend(extra);
+    args.extend([image, "unused"]);
+    podman_cmd(&args)
+}
+
+fn case_a(image: &str) -> Command {
+    crun_qemu_run(&[], image)
 }
 
 fn case_b() -> Command {
@@ -218,17 +224,7 @@ fn prepare_images() -> PathBuf {
 }
 
 fn case_rootfs(dir: &Path) -> Command {
-    let rt = runtime_arg();
-    podman_cmd(&[
-        "run",
-        &rt,
-        "--security-opt",
-        "label=disable",
-        "--rm",
-        "--rootfs",
-        dir.to_str().unwrap(),
-        "unused",
-    ])
+    crun_qemu_run(&["--rootfs"], dir.to_str().unwrap())
 }
 
 /// Peak RSS (VmHWM, KiB) of every process in the container, split into

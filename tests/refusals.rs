@@ -6,29 +6,6 @@ mod common;
 
 use common::*;
 
-fn assert_refused(image: &str, extra: &[&str], expect: &[&str]) {
-    env();
-    let name = unique("refused");
-    let mut args = vec!["--rm", "--name", name.as_str()];
-    args.extend(extra);
-    let out = podman_run(&args, image);
-    let stderr = text(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{image} was not refused");
-    for e in expect {
-        assert!(stderr.contains(e), "expected {e:?} in:\n{stderr}");
-    }
-    assert!(!text(&out.stdout).contains("TEST-GUEST"), "the VM started");
-    let ps = podman(&[
-        "ps",
-        "-a",
-        "--filter",
-        &format!("name={name}"),
-        "--format",
-        "{{.ID}}",
-    ]);
-    assert_eq!(text(&ps.stdout).trim(), "", "a container was left behind");
-}
-
 const PACKAGE_HINT: &str = "package-vm-image.sh";
 
 #[test]
