@@ -81,11 +81,46 @@ fn ensure_usr_symlink(root: &OwnedFd, name: &str) -> Result<()> {
             if existing.as_deref() == Some(target.as_os_str()) {
                 Ok(())
             } else {
-                bail!("the container image has its own /{name}: {IMAGE_ONLY}")
+                bail!("the container image has its own /{name}, where the host's QEMU needs /{name} -> {}: {IMAGE_ONLY}", target.display())
             }
         }
         Err(e) => Err(e).with_context(|| format!("cannot create /{name} in the container")),
     }
+}
+
+/// The top-level names the runner needs: directories, and the host's
+/// merged-/usr symlinks.
+const DIRS: [&str; 2] = ["usr", STATE_DIR];
+const LINKS: [&str; 4] = ["bin", "sbin", "lib", "lib64"];
+
+/// Checks, before the container exists (in the crun parent), that `prepare`
+/// will find room for what it adds: a rootfs whose own /usr or /lib would
+/// be in the way is refused with a message rather than half set up.
+pub fn check(rootfs: &Path) -> Result<()> {
+    let root = open_dir(rootfs)?;
+    let rawfd = std::os::fd::AsRawFd::as_raw_fd(&root);
+    let stat = |name: &str| {
+        nix::sys::stat::fstatat(Some(rawfd), name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW).ok()
+    };
+    let is = |st: &nix::sys::stat::FileStat, kind: libc::mode_t| st.st_mode & libc::S_IFMT == kind;
+    for name in DIRS {
+        if let Some(st) = stat(name) {
+            if !is(&st, libc::S_IFDIR) {
+                bail!("/{name} in the container image is not a directory: {IMAGE_ONLY}");
+            }
+        }
+    }
+    for name in LINKS {
+        let Ok(target) = std::fs::read_link(Path::new("/").join(name)) else {
+            continue;
+        };
+        if stat(name).is_some()
+            && nix::fcntl::readlinkat(Some(rawfd), name).ok().as_deref() != Some(target.as_os_str())
+        {
+            bail!("the container image has its own /{name}, where the host's QEMU needs /{name} -> {}: {IMAGE_ONLY}", target.display());
+        }
+    }
+    Ok(())
 }
 
 /// Prepares `rootfs` for the runner. With `state_in_tmpfs` the state
@@ -98,7 +133,7 @@ pub fn prepare(rootfs: &Path, state_in_tmpfs: bool) -> Result<()> {
         )
     })?;
     bind_read_only("/usr", &root, "usr")?;
-    for name in ["bin", "sbin", "lib", "lib64"] {
+    for name in LINKS {
         ensure_usr_symlink(&root, name)?;
     }
     let state = ensure_dir(&root, STATE_DIR, 0o700)?;
@@ -114,4 +149,34 @@ pub fn prepare(rootfs: &Path, state_in_tmpfs: bool) -> Result<()> {
         .context("cannot mount a tmpfs for the VM's state")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn check_refuses_what_would_be_in_the_way() {
+        let r = tempfile::tempdir().unwrap();
+        check(r.path()).unwrap();
+        std::fs::create_dir(r.path().join("usr")).unwrap();
+        check(r.path()).unwrap();
+        std::fs::remove_dir(r.path().join("usr")).unwrap();
+        symlink("/etc", r.path().join("usr")).unwrap();
+        let e = check(r.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("/usr in the container image is not a directory"),
+            "{e}"
+        );
+        std::fs::remove_file(r.path().join("usr")).unwrap();
+        if let Ok(target) = std::fs::read_link("/lib") {
+            symlink(&target, r.path().join("lib")).unwrap();
+            check(r.path()).unwrap();
+            std::fs::remove_file(r.path().join("lib")).unwrap();
+            std::fs::create_dir(r.path().join("lib")).unwrap();
+            let e = check(r.path()).unwrap_err().to_string();
+            assert!(e.contains("has its own /lib"), "{e}");
+        }
+    }
 }

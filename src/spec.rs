@@ -83,7 +83,9 @@ pub fn rootfs(spec: &Spec, bundle: &Path) -> PathBuf {
 pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let settings = annotations::parse(&annotations(spec))?;
     let sizing = resources::size(&limits(spec), host_cpus())?;
-    let image = image::find(&rootfs(spec, bundle))?;
+    let root = rootfs(spec, bundle);
+    let image = image::find(&root)?;
+    crate::rootfs_setup::check(&root)?;
     let read_only_root = spec
         .root()
         .as_ref()

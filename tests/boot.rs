@@ -187,3 +187,22 @@ fn podman_start_after_stop_keeps_the_guests_disk_writes() {
     assert_eq!(markers.len(), 2, "{both}");
     assert!(markers[1].contains("previous-marker=run-"), "{both}");
 }
+
+#[test]
+fn podman_exec_says_it_is_not_supported_yet() {
+    env();
+    let name = unique("exec");
+    let _c = Container(name.clone());
+    let out = podman_run(&["-d", "--name", &name], WAIT);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    wait_for_log(&name, "TEST-GUEST: waiting for the power button", 120);
+    let exec = podman(&["exec", &name, "ls"]);
+    assert_ne!(exec.status.code(), Some(0));
+    let stderr = text(&exec.stderr);
+    assert!(
+        stderr.contains("running commands in the guest (podman exec) is not supported yet"),
+        "{stderr}"
+    );
+    // The VM is unaffected.
+    assert_eq!(inspect(&name, "{{.State.Running}}"), "true");
+}

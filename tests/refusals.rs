@@ -139,3 +139,21 @@ fn a_bad_annotation_value() {
         &["qemu.accel=\"fast\" is not valid"],
     );
 }
+
+#[test]
+fn an_image_whose_usr_is_a_symlink() {
+    let tag = "localhost/crun-qemu-test/bad-usr";
+    let disk = env().images.join("poweroff.qcow2");
+    scratch_image(
+        tag,
+        &format!(
+            "mkdir -p $M/disk && cp {} $M/disk/ && ln -s /etc $M/usr",
+            disk.display()
+        ),
+    );
+    assert_refused(
+        tag,
+        &[],
+        &["/usr in the container image is not a directory"],
+    );
+}
