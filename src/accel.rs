@@ -110,7 +110,8 @@ pub fn kvm_usable() -> std::result::Result<(), String> {
         return Err("the host's KVM is kvm-pvm, which runs only PVM-enabled guest kernels".into());
     }
     // SAFETY: the callers (the container's init, the launcher) are single
-    // threaded; the child only makes syscalls and then _exits.
+    // threaded, so no lock can be held across the fork and the child may
+    // allocate; it runs the probe and _exits, never returning to the caller.
     match unsafe { fork() } {
         Err(e) => Err(format!("cannot fork the KVM probe: {e}")),
         Ok(ForkResult::Child) => {

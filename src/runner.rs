@@ -28,6 +28,7 @@ use crate::LOG_PREFIX;
 
 /// Descriptor number of the QMP listening socket in QEMU.
 const QMP_FD: i32 = 3;
+
 /// Whether a state file from an earlier start of this container is there to
 /// be used again: `podman start` after `podman stop` resumes with the
 /// guest's disk writes and UEFI variables, as a container keeps its
@@ -93,8 +94,16 @@ fn spawn_qemu(args: &[String], qmp_listener: &OwnedFd) -> Result<Pid> {
         .collect();
     env.push(CString::new(format!("TMPDIR=/{STATE_DIR}"))?);
     let listener = qmp_listener.as_raw_fd();
+    let nul_terminated = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|a| a.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let (argv, envp) = (nul_terminated(&cargs), nul_terminated(&env));
     // SAFETY: the runner is single threaded; between fork and execve the
-    // child only makes async-signal-safe syscalls on data prepared above.
+    // child only makes async-signal-safe syscalls on data prepared above
+    // (nothing is allocated after the fork).
     match unsafe { fork() }.context("cannot fork QEMU")? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
@@ -110,16 +119,6 @@ fn spawn_qemu(args: &[String], qmp_listener: &OwnedFd) -> Result<Pid> {
                     libc::dup2(listener, QMP_FD);
                 }
                 libc::syscall(libc::SYS_close_range, QMP_FD + 1, u32::MAX, 0);
-                let argv: Vec<*const libc::c_char> = cargs
-                    .iter()
-                    .map(|a| a.as_ptr())
-                    .chain(std::iter::once(std::ptr::null()))
-                    .collect();
-                let envp: Vec<*const libc::c_char> = env
-                    .iter()
-                    .map(|a| a.as_ptr())
-                    .chain(std::iter::once(std::ptr::null()))
-                    .collect();
                 libc::execve(cargs[0].as_ptr(), argv.as_ptr(), envp.as_ptr());
                 let msg = b"crun-qemu: cannot execute /usr/bin/qemu-system-x86_64\n";
                 libc::write(2, msg.as_ptr().cast(), msg.len());
