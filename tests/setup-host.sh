@@ -13,23 +13,22 @@ if [ -f "$src" ] && ! grep -q 'bookworm-backports' "$src"; then
     sed -i 's/^Suites: bookworm bookworm-updates$/& bookworm-backports/' "$src"
 fi
 
+# From bookworm, and from bookworm-backports (QEMU must match qemu-utils).
+pkgs=(podman crun conmon buildah skopeo passt fuse-overlayfs uidmap
+      containers-storage golang-github-containers-common netavark aardvark-dns iptables
+      busybox-static syslinux syslinux-common mtools dosfstools cpio gzip gdisk
+      genisoimage systemd-boot-efi tmux libclang-dev clang)
+backports=(qemu-system-x86 qemu-utils ovmf seabios)
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 need=()
-for cmd in podman crun conmon buildah qemu-system-x86_64 busybox syslinux mcopy mkfs.vfat cpio tmux clang sgdisk; do
-    command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
+for p in "${pkgs[@]}" "${backports[@]}"; do
+    installed "$p" || need+=("$p")
 done
-[ -e /usr/share/OVMF/OVMF_CODE_4M.fd ] || need+=(ovmf)
-[ -e /usr/lib/systemd/boot/efi/systemd-bootx64.efi ] || need+=(systemd-boot-efi)
-[ -e /usr/lib/x86_64-linux-gnu/libclang.so ] || ls /usr/lib/llvm-*/lib/libclang.so >/dev/null 2>&1 || need+=(libclang)
 if [ ${#need[@]} -gt 0 ]; then
-    echo "setup-host: installing packages (missing: ${need[*]})"
+    echo "setup-host: installing ${need[*]}"
     apt-get update -q
-    apt-get install -y -q --no-install-recommends \
-        podman crun conmon buildah skopeo passt fuse-overlayfs uidmap \
-        busybox-static syslinux syslinux-common mtools dosfstools cpio gzip \
-        genisoimage gdisk tmux libclang-dev clang iptables netavark aardvark-dns systemd-boot-efi \
-        containers-storage golang-github-containers-common
-    apt-get install -y -q --no-install-recommends -t bookworm-backports \
-        qemu-system-x86 qemu-utils ovmf seabios ipxe-qemu
+    apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+    apt-get install -y -q --no-install-recommends -t bookworm-backports "${backports[@]}"
 fi
 
 # Quirk 1: cgroup v1 with a v2 hierarchy still holding hugetlb. crun 1.8.1
