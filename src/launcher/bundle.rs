@@ -111,6 +111,28 @@ mod tests {
     }
 
     #[test]
+    fn why_the_edit_is_not_an_oci_spec_round_trip() {
+        // A field oci-spec does not model is lost by a parse and re-write;
+        // the JSON-value edit keeps it.
+        let text = r#"{"ociVersion": "1.0.2", "process": {"args": ["x"], "cwd": "/",
+            "user": {"uid": 0, "gid": 0}}, "root": {"path": "rootfs"}, "vm.example/new": 1}"#;
+        let spec: oci_spec::runtime::Spec = serde_json::from_str(text).unwrap();
+        assert!(serde_json::to_value(&spec)
+            .unwrap()
+            .get("vm.example/new")
+            .is_none());
+        let mut value: Value = serde_json::from_str(text).unwrap();
+        annotate(&mut value, None).unwrap();
+        assert_eq!(value["vm.example/new"], 1);
+        // The edited config still reads as an OCI spec.
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(value).unwrap();
+        assert_eq!(
+            spec.annotations().as_ref().unwrap()["run.oci.handler"],
+            "qemu"
+        );
+    }
+
+    #[test]
     fn refuses_another_handler() {
         let mut c = json!({"annotations": {"run.oci.handler": "krun"}});
         assert!(annotate(&mut c, None)
