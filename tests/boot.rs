@@ -47,6 +47,14 @@ fn podman_stop_presses_the_power_button_and_the_guest_powers_off() {
         "TEST-GUEST: waiting for the power button on /dev/input/event",
         120,
     );
+    // The handler's mounts (the host's /usr in the rootfs, the staged
+    // handler directory) live in the container's and crun's namespaces only.
+    let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let leaked: Vec<&str> = host_mounts
+        .lines()
+        .filter(|l| l.contains("/merged/usr") || l.contains("crun/handlers"))
+        .collect();
+    assert!(leaked.is_empty(), "mounts leaked to the host: {leaked:?}");
     let stop = podman(&["stop", "-t", "60", &name]);
     assert!(stop.status.success(), "{}", text(&stop.stderr));
     let logs = logs(&name);
