@@ -16,7 +16,6 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::firmware;
-use crate::image::{self, VmImage};
 use crate::overlay;
 use crate::qemu_cmdline;
 use crate::resources::TCG_TB_CACHE_MIB;
@@ -128,9 +127,11 @@ fn spawn_qemu(args: &[String], qmp_listener: &OwnedFd) -> Result<Pid> {
     }
 }
 
-/// The VM for `plan`, its image found at `image`, its state in `state`.
+/// The VM for `plan` (whose image the crun parent found and checked; the
+/// init inherits it, so it is not looked up again), its state in `state`.
 /// Pure.
-pub fn build_vm(plan: &Plan, image: &VmImage, accel: Accel, state: &Path) -> VmConfig {
+pub fn build_vm(plan: &Plan, accel: Accel, state: &Path) -> VmConfig {
+    let image = &plan.image;
     let firmware = match plan.firmware {
         firmware::Firmware::Bios => Firmware::Bios,
         firmware::Firmware::Uefi => Firmware::Uefi {
@@ -156,18 +157,15 @@ pub fn build_vm(plan: &Plan, image: &VmImage, accel: Accel, state: &Path) -> VmC
 /// Builds the VM for the container's image and runs it to the end. Returns
 /// the container's exit status.
 pub fn run(plan: &Plan) -> Result<i32> {
-    // The rootfs is now `/`; look again rather than trust what was seen
-    // before pivot_root (it costs one readdir and one header read).
-    let found = image::find(Path::new("/"))?;
     let (accel, note) = crate::accel::choose(plan.settings.accel)?;
     if let Some(note) = note {
         eprintln!("{LOG_PREFIX} {note}");
     }
     let state = PathBuf::from("/").join(STATE_DIR);
-    let vm = build_vm(plan, &found, accel, &state);
+    let vm = build_vm(plan, accel, &state);
     if let Some(overlay) = &vm.boot_disk.overlay {
         if !kept_state_file(overlay)? {
-            create_overlay(&vm.boot_disk, overlay, found.virtual_size)?;
+            create_overlay(&vm.boot_disk, overlay, plan.image.virtual_size)?;
         }
     }
     if let Firmware::Uefi { vars, .. } = &vm.firmware {
@@ -205,10 +203,11 @@ pub fn run(plan: &Plan) -> Result<i32> {
 mod tests {
     use super::*;
     use crate::annotations::Annotations;
+    use crate::image::VmImage;
     use crate::image_format::ImageFormat;
     use crate::resources::Sizing;
 
-    fn plan(persistent: bool, fw: firmware::Firmware) -> (Plan, VmImage) {
+    fn plan(persistent: bool, fw: firmware::Firmware) -> Plan {
         let image = VmImage {
             path_in_container: "/disk/vm.img".into(),
             format: ImageFormat::Raw,
@@ -217,12 +216,12 @@ mod tests {
             boot_firmware: fw,
             on_overlayfs: true,
         };
-        let plan = Plan {
+        Plan {
             settings: Annotations {
                 persistent,
                 ..Default::default()
             },
-            image: image.clone(),
+            image,
             sizing: Sizing {
                 vcpus: 3,
                 pinning: vec![],
@@ -230,14 +229,14 @@ mod tests {
             },
             firmware: fw,
             state_in_tmpfs: false,
-        };
-        (plan, image)
+        }
     }
 
     #[test]
     fn the_vm_follows_the_plan() {
-        let (p, image) = plan(false, firmware::Firmware::Bios);
-        let vm = build_vm(&p, &image, Accel::Tcg, Path::new("/.crun-qemu"));
+        let p = plan(false, firmware::Firmware::Bios);
+        let vm = build_vm(&p, Accel::Tcg, Path::new("/.crun-qemu"));
+        assert_eq!(vm.boot_disk.image, Path::new("/disk/vm.img"));
         assert_eq!((vm.vcpus, vm.memory_mib), (3, 700));
         assert_eq!(vm.firmware, Firmware::Bios);
         assert_eq!(
@@ -245,8 +244,8 @@ mod tests {
             Some(Path::new("/.crun-qemu/overlay.qcow2"))
         );
 
-        let (p, image) = plan(true, firmware::Firmware::Uefi);
-        let vm = build_vm(&p, &image, Accel::Kvm, Path::new("/s"));
+        let p = plan(true, firmware::Firmware::Uefi);
+        let vm = build_vm(&p, Accel::Kvm, Path::new("/s"));
         assert_eq!(vm.boot_disk.overlay, None);
         assert_eq!(
             vm.firmware,
